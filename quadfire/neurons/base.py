@@ -1,0 +1,96 @@
+"""Thin multi-step module shared by every neuron: input checks, state, dispatch.
+
+A neuron module runs a whole ``[T, N, ...]`` sequence per call, from rest unless the caller
+passes a state: there is no hidden state to reset between batches.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import ops
+from ..ops import NeuronOutput
+from .params import LIFParams, QIFParams
+from .steps import rest_potential
+
+
+def check_sequence(x: torch.Tensor, channels: int | None = None) -> None:
+    """Validate a time-major input at the public boundary."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"neuron input must be a torch.Tensor [T, N, ...], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"neuron input must be floating point (float16/bfloat16/float32/float64), "
+                        f"got {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"multi-step neuron input must be time-major [T, N, ...] with at least "
+                         f"2 dims, got shape {tuple(x.shape)}")
+    if channels is not None and (x.dim() < 3 or x.shape[2] != channels):
+        raise ValueError(f"this neuron has per-channel parameters for {channels} channels and "
+                         f"expects input [T, N, {channels}, ...], got shape {tuple(x.shape)}")
+
+
+def per_channel(v: torch.Tensor, ndim_step: int) -> torch.Tensor:
+    """Shape a [C] parameter to broadcast against one step [N, C, ...] of ndim_step dims."""
+    return v.view(v.shape + (1,) * (ndim_step - 2)) if v.dim() == 1 else v
+
+
+class MultiStepNeuron(nn.Module):
+    """Base class. Subclasses implement `params(ndim_step)`; everything else is shared.
+
+    ``forward(x)`` returns spikes only (so neurons fit in nn.Sequential); ``run`` also returns
+    the final state and, on request, the charged-potential trace.
+    """
+
+    channels: int | None = None
+    backend: str | None = None  # None: let the dispatcher choose
+
+    def params(self, ndim_step: int = 2) -> QIFParams | LIFParams:
+        raise NotImplementedError
+
+    def rest_state(self, x_step: torch.Tensor) -> torch.Tensor:
+        """The resting membrane [N, ...] for one step of input (float32 for half inputs)."""
+        p = self.params(x_step.dim())
+        dt = torch.float64 if x_step.dtype == torch.float64 else torch.float32
+        rest = rest_potential(p)
+        rest = rest.detach() if isinstance(rest, torch.Tensor) else rest
+        return torch.zeros(x_step.shape, dtype=dt, device=x_step.device) + rest
+
+    def run(self, x: torch.Tensor, state: torch.Tensor | None = None,
+            trace: bool = False) -> NeuronOutput:
+        """Run ``x [T, N, ...]`` from ``state [N, ...]`` (rest when None)."""
+        check_sequence(x, self.channels)
+        step_shape = x.shape[1:]
+        if state is None:
+            state = self.rest_state(x.new_empty(step_shape))
+        elif tuple(state.shape) != tuple(step_shape):
+            raise ValueError(f"state must have the shape of one time step {tuple(step_shape)}, "
+                             f"got {tuple(state.shape)}")
+        p = self.params(len(step_shape))
+        return ops.neuron_multistep(x, p, state, trace=trace, backend=self.backend)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        return self.run(x, state).spikes
+
+    def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step ``x [N, ...]``: (spike, next state). Uses the step function directly."""
+        raise NotImplementedError
+
+
+def reset_kind(reset: str) -> bool:
+    """True for soft reset; validates the name."""
+    if reset not in ("hard", "soft"):
+        raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
+    return reset == "soft"
+
+
+def check_learnable(learnable, channels: int | None) -> str | None:
+    """Normalise the `learnable` option (False / "scalar" / "channel")."""
+    if learnable in (False, None):
+        return None
+    if learnable is True:
+        learnable = "scalar"
+    if learnable not in ("scalar", "channel"):
+        raise ValueError(f"learnable must be False, 'scalar' or 'channel', got {learnable!r}")
+    if learnable == "channel" and not (isinstance(channels, int) and channels > 0):
+        raise ValueError(f"learnable='channel' needs channels=<positive int>, got channels={channels!r}")
+    return learnable

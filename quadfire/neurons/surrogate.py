@@ -1,0 +1,136 @@
+"""Surrogate-gradient windows: the backward pass of the spike S = Heaviside(H - v_th).
+
+A window is a shape, a width w and an offset o. With z = (H - v_th) - o it replaces dS/dH by
+g(z) = (1/w) phi(z/w), where phi has unit area and peak 1, so **the width is 1/peak** for every
+shape and every window integrates to 1 (a spike is worth one unit of potential).
+
+| shape      | g(z)                                        | primitive G(z) (g = G')              |
+|------------|---------------------------------------------|--------------------------------------|
+| rect       | 1/w on abs(z) < w/2                         | clamp(z/w + 1/2, 0, 1)               |
+| triangle   | max(0, 1/w - abs(z)/w^2)  (support 2w)      | piecewise quadratic, 0 -> 1          |
+| sigmoid    | k s (1 - s), s = sigmoid(k z), k = 4/w      | sigmoid(k z)                         |
+| atan       | (1/w) / (1 + (pi z / w)^2)                  | atan(pi z / w)/pi + 1/2              |
+
+The triangle of width 1 is the TET/tdBN baseline (`(gamma - abs(x))/gamma^2`, gamma = 1).
+The QIF rules derive (w, o) from the neuron's parameters; derivations in docs/neuron.md:
+
+- `band` (default): centre v_th, half-width v_th - u2: w = 2 (v_th - u2), o = 0.
+- `band-below`: the band [u2, v_th] only: w = v_th - u2, o = -(v_th - u2)/2.
+- `noise`: w = sqrt(2 pi) sigma / f'(v_th), f'(v_th) = 1 + a (2 v_th - u1 - u2); sigma is the
+  tdBN input scale (alpha * v_th; v_th when not given).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+
+Scalar = Union[float, torch.Tensor]
+
+SHAPES = ("rect", "triangle", "sigmoid", "atan")
+QIF_RULES = ("band", "band-below", "noise")
+SHAPE_CODES = {name: i for i, name in enumerate(SHAPES)}  # the integer kernels receive
+
+
+@dataclass(frozen=True)
+class Window:
+    """A surrogate window: `shape` in SHAPES, `width` = 1/peak (> 0), `offset` of the centre
+    from the threshold. width and offset may be tensors broadcastable against one time step
+    (per-channel windows of learnable neurons); they never carry gradient."""
+
+    shape: str = "rect"
+    width: Scalar = 1.0
+    offset: Scalar = 0.0
+
+    def __post_init__(self):
+        if self.shape not in SHAPES:
+            raise ValueError(f"surrogate shape must be one of {SHAPES}, got {self.shape!r}")
+        w = self.width
+        ok = bool((w > 0).all()) if isinstance(w, torch.Tensor) else (w == w and w > 0)
+        if not ok:
+            raise ValueError(f"surrogate width must be > 0, got {w!r}")
+
+    @property
+    def code(self) -> int:
+        return SHAPE_CODES[self.shape]
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """g(x - offset) for x = H - v_th."""
+        w, z = self.width, x - self.offset
+        if self.shape == "rect":
+            return (z.abs() < w / 2).to(x.dtype) / w
+        if self.shape == "triangle":
+            return torch.clamp(1 / w - z.abs() / (w * w), min=0)
+        if self.shape == "sigmoid":
+            k = 4 / w
+            s = torch.sigmoid(k * z)
+            return k * s * (1 - s)
+        return (1 / w) / (1 + (math.pi * z / w) ** 2)
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """G(x - offset), the smooth step whose derivative is `grad` (for finite-difference tests)."""
+        w, z = self.width, x - self.offset
+        if self.shape == "rect":
+            return torch.clamp(z / w + 0.5, 0, 1)
+        if self.shape == "triangle":
+            zc = torch.clamp(z / w, -1, 1)
+            return torch.where(zc < 0, (zc + 1) ** 2 / 2, 1 - (1 - zc) ** 2 / 2)
+        if self.shape == "sigmoid":
+            return torch.sigmoid(4 * z / w)
+        return torch.atan(math.pi * z / w) / math.pi + 0.5
+
+
+class _SpikeFn(torch.autograd.Function):
+    """Heaviside forward (fires at x >= 0), window backward."""
+
+    @staticmethod
+    def forward(ctx, x, window):
+        ctx.save_for_backward(x)
+        ctx.window = window
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.window.grad(x), None
+
+
+def spike(x: torch.Tensor, window: Window) -> torch.Tensor:
+    """S = Heaviside(x) with surrogate gradient window.grad(x); x = H - v_th."""
+    return _SpikeFn.apply(x, window)
+
+
+def _detached(v: Scalar) -> Scalar:
+    return v.detach() if isinstance(v, torch.Tensor) else v
+
+
+def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
+               sigma: float | None = None, shape: str = "rect") -> Window:
+    """The window of a QIF rule from the current parameter values (no gradient flows into it)."""
+    a, u1, u2, v_th = (_detached(v) for v in (a, u1, u2, v_th))
+    if rule == "band":
+        return Window(shape, 2 * (v_th - u2), 0.0)
+    if rule == "band-below":
+        return Window(shape, v_th - u2, -(v_th - u2) / 2)
+    if rule == "noise":
+        s = v_th if sigma is None else sigma
+        if not isinstance(s, torch.Tensor) and not s > 0:
+            raise ValueError(f"the noise window needs sigma > 0, got sigma={sigma!r}")
+        slope = 1 + a * (2 * v_th - u1 - u2)
+        return Window(shape, math.sqrt(2 * math.pi) * s / slope, 0.0)
+    raise ValueError(f"unknown QIF window rule {rule!r}; expected one of {QIF_RULES} "
+                     f"or a shape in {SHAPES}")
+
+
+def parse_surrogate(spec: Union[str, Window], width: float) -> tuple[str | None, Window | None]:
+    """Split a user's surrogate spec into (QIF rule, fixed window); exactly one is not None."""
+    if isinstance(spec, Window):
+        return None, spec
+    if spec in QIF_RULES:
+        return spec, None
+    if spec in SHAPES:
+        return None, Window(spec, width)
+    raise ValueError(f"surrogate must be a rule {QIF_RULES}, a shape {SHAPES} or a Window; "
+                     f"got {spec!r}")
