@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("quadfire.train.commands",)
+COMMAND_MODULES = ("quadfire.train.commands", "quadfire.bench.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,2 @@
+"""Benchmarks: each module here has `main(argv)`; `quadfire bench NAME` and
+`benchmarks/NAME.py` both call it."""
