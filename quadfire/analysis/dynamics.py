@@ -94,7 +94,7 @@ def steps_to_threshold(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_t
         live &= ~settled
         if not live.any():
             break
-        u = h
+        u = np.where(live, h, u)  # frozen once decided, so fired elements cannot overflow
     return out
 
 
