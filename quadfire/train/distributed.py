@@ -1,0 +1,75 @@
+"""DDP set-up and teardown for runs launched by ``torchrun``.
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE (and MASTER_ADDR/PORT); a plain ``python``
+launch has none of them and runs single-process. The backend is NCCL when the run uses CUDA
+and gloo on CPU. Only rank 0 logs and writes checkpoints.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
+def pick_device(spec: str, local_rank: int) -> torch.device:
+    """"auto" -> cuda:LOCAL_RANK if CUDA is available, else cpu; anything else as given."""
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+    return device
+
+
+def setup(device: str = "auto") -> DistInfo:
+    """Join the process group if launched by torchrun with WORLD_SIZE > 1."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    dev = pick_device(device, local)
+    if world > 1:
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo",
+                                    rank=rank, world_size=world)
+    return DistInfo(rank, local, world, dev)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Sum Python numbers over ranks (a no-op single-process); float64 so counts stay exact."""
+    if not info.distributed:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    dist.all_reduce(t)
+    return t.tolist()

@@ -1,0 +1,167 @@
+"""Typed dataclass configs from YAML, with ``--set key=value`` overrides.
+
+Generic over any (nested) dataclass: `TrainConfig` and the data section use it. Every value,
+whether read from YAML or given on the command line, goes through `coerce`, so ``lr: 1e-3``
+(which PyYAML reads as a string) and ``--set lr=1e-3`` both become the float 0.001. Unknown
+keys are errors that list the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", "~", ""}
+
+
+class ConfigError(ValueError):
+    """A config key or value the user gave is not valid."""
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def valid_keys(cls, prefix: str = "") -> list[str]:
+    """Every settable dotted key of dataclass `cls` (nested dataclasses flattened)."""
+    keys = []
+    for name, tp in _hints(cls).items():
+        if dataclasses.is_dataclass(tp):
+            keys += valid_keys(tp, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert `value` (a YAML scalar or a command-line string) to type `tp`, or raise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+            return None
+        errors = []
+        for a in args:
+            try:
+                return coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError("; ".join(errors))
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {list(choices)}, got {value!r}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in _TRUE or s in _FALSE:
+            return s in _TRUE
+        raise ConfigError(f"{key}: expected a boolean (true/false), got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got boolean {value!r}")
+        try:
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            out = tp(value) if not isinstance(value, str) else tp(value.strip())
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+        return out
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if origin in (dict, list, tuple) or tp in (dict, list, tuple):
+        container = origin or tp
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if container is tuple and isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, container):
+            raise ConfigError(f"{key}: expected a {container.__name__} (YAML syntax), got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")
+
+
+def from_dict(cls, data: dict | None, prefix: str = ""):
+    """Build dataclass `cls` from a (nested) dict; missing keys keep their defaults."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys: "
+                          f"{', '.join(valid_keys(cls, prefix))}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = coerce(value, tp, prefix + name)
+    return cls(**kwargs)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lr=0.1", "data.batch_size=32"]`` -> ``{"lr": "0.1", "data": {"batch_size": "32"}}``."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part!r} was already set to a value")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursive dict merge; `override` wins."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML file, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def to_dict(cfg) -> dict:
+    """Plain-Python (YAML-safe) dict of a config; tuples become lists."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_yaml(cfg, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

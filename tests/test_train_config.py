@@ -1,0 +1,93 @@
+"""Config loading: YAML recipe, --set overrides with type conversion, errors listing keys."""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pytest
+
+from quadfire.train.config import TrainConfig, load_config
+from quadfire.train.settings import (ConfigError, coerce, from_dict, parse_overrides, save_yaml,
+                                     valid_keys)
+
+
+@dataclass
+class Inner:
+    batch_size: int = 8
+    root: str = "data"
+
+
+@dataclass
+class Outer:
+    lr: float = 0.1
+    flag: bool = False
+    maybe: Optional[float] = None
+    kw: dict = field(default_factory=dict)
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_yaml_and_overrides_are_typed(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: demo\nlr: 1e-3\nepochs: 3\nneuron_kwargs: {a: 0.3}\n")
+    cfg = load_config(recipe, ["epochs=5", "compile=true", "paper_accuracy=96.86",
+                               "neuron_kwargs={a: 0.2, u2: 0.6}"])
+    assert cfg.lr == pytest.approx(1e-3) and isinstance(cfg.lr, float)
+    assert cfg.epochs == 5 and cfg.compile is True
+    assert cfg.paper_accuracy == pytest.approx(96.86)
+    assert cfg.neuron_kwargs == {"a": 0.2, "u2": 0.6}
+
+
+def test_nested_override_and_roundtrip(tmp_path):
+    cfg = from_dict(Outer, {"inner": {"batch_size": "32"}, "maybe": "null", "flag": "yes"})
+    assert cfg.inner.batch_size == 32 and cfg.maybe is None and cfg.flag is True
+    cfg = from_dict(Outer, parse_overrides(["inner.root=/x", "maybe=2.5"]))
+    assert cfg.inner.root == "/x" and cfg.maybe == 2.5
+    assert valid_keys(Outer) == ["lr", "flag", "maybe", "kw", "inner.batch_size", "inner.root"]
+
+
+def test_resolved_config_reloads_identically(tmp_path):
+    cfg = load_config(None, ["lr=0.05", "optimizer=sgd", "neuron=lif", "T=2"])
+    save_yaml(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"unknown config key.*'lrr'.*valid keys:.*\blr\b"):
+        load_config(None, ["lrr=1"])
+    with pytest.raises(ConfigError, match=r"inner\.nope.*inner\.batch_size"):
+        from_dict(Outer, {"inner": {"nope": 1}})
+
+
+@pytest.mark.parametrize("value, tp, expected", [
+    ("3", int, 3), ("1e-3", float, 1e-3), ("off", bool, False), ("[1, 2]", list, [1, 2]),
+    (4, float, 4.0), ("none", Optional[int], None)])
+def test_coerce(value, tp, expected):
+    assert coerce(value, tp, "k") == expected
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=2.5", "epochs: expected int, got '2.5'"),
+    ("lr=fast", "lr: expected float"),
+    ("compile=maybe", "compile: expected a boolean"),
+    ("optimizer=rmsprop", "optimizer must be one of"),
+    ("amp=fp8", "amp must be one of"),
+    ("warmup_epochs=20", "warmup_epochs must be in"),
+    ("neuron_kwargs=[1]", "neuron_kwargs: expected a dict"),
+])
+def test_bad_values_name_expected_and_given(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_bad_set_syntax_and_files(tmp_path):
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["lr"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_run_dir():
+    cfg = TrainConfig(name="x", neuron="lif", seed=3, out_dir="o")
+    assert str(cfg.run_dir) == "o/x-lif-s3"
