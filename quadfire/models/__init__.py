@@ -1,0 +1,7 @@
+"""Spiking network architectures behind one registry: `create_model(name, neuron=..., T=...,
+num_classes=...)`; `list_models()` names them all. Importing this package registers them."""
+from . import convnet  # noqa: F401  (registers)
+from .common import NeuronSpec, SpikingNet
+from .registry import create_model, list_models, register_model
+
+__all__ = ["create_model", "list_models", "register_model", "SpikingNet", "NeuronSpec"]

@@ -1,0 +1,39 @@
+"""Input encoders: static images become T identical frames (direct encoding), event frames
+pass through. Every model starts with one, so ``model(x)`` accepts either form."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Encoder(nn.Module):
+    """Static ``[N, C, H, W]`` -> ``[T, N, C, H, W]`` (repeated T times, the first conv sees
+    the analogue image: direct encoding); event frames ``[T', N, C, H, W]`` pass through
+    unchanged and T' is taken from the input.
+
+    Args:
+        T: number of time steps for static inputs (>= 1).
+        in_channels: the channel count C the model expects (checked, for a clear error).
+    """
+
+    def __init__(self, T: int, in_channels: int):
+        super().__init__()
+        if not isinstance(T, int) or T < 1:
+            raise ValueError(f"T must be a positive int, got {T!r}")
+        self.T, self.in_channels = T, in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
+            raise ValueError(
+                f"model input must be images [N, {self.in_channels}, H, W] or event frames "
+                f"[T, N, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise TypeError(f"model input must be floating point, got {x.dtype}")
+        if x.dim() == 5:
+            return x
+        return x.unsqueeze(0).expand(self.T, *x.shape).contiguous()
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}, in_channels={self.in_channels}"

@@ -1,0 +1,45 @@
+"""Fold time into the batch for stateless layers.
+
+A stateless layer (conv, linear, pooling, BN, dropout, flatten) treats every time step the
+same, so on a time-major ``[T, N, ...]`` tensor it runs once on ``[T*N, ...]``: one big call
+instead of T small ones, and no per-layer re-wrapping of torch modules.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def check_time_major(x: torch.Tensor, min_dims: int = 3, what: str = "layer") -> None:
+    """Raise a clear error unless ``x`` is a tensor [T, N, ...] with at least `min_dims` dims."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} input must be a torch.Tensor [T, N, ...], got {type(x).__name__}")
+    if x.dim() < min_dims:
+        raise ValueError(f"{what} input must be time-major [T, N, ...] with at least {min_dims} "
+                         f"dims, got shape {tuple(x.shape)}")
+
+
+def fold_time(x: torch.Tensor) -> torch.Tensor:
+    """[T, N, ...] -> [T*N, ...] (a view when x is contiguous)."""
+    return x.flatten(0, 1)
+
+
+def unfold_time(y: torch.Tensor, T: int) -> torch.Tensor:
+    """[T*N, ...] -> [T, N, ...]."""
+    return y.unflatten(0, (T, y.shape[0] // T))
+
+
+class TimeFold(nn.Module):
+    """Run a stateless `module` on ``x [T, N, ...]`` as ``module(x [T*N, ...])``.
+
+    The wrapped module stays reachable as ``.module`` (an ordinary nn.Conv2d, nn.Linear, ...),
+    so exporters and monitors see the torch layer itself.
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_time_major(x, 3, f"TimeFold({type(self.module).__name__})")
+        return unfold_time(self.module(fold_time(x)), x.shape[0])

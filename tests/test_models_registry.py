@@ -1,0 +1,71 @@
+"""The registry, and one test that walks every registered model with every neuron."""
+import pytest
+import torch
+
+from quadfire.models import create_model, list_models, register_model
+from quadfire.neurons import NEURONS, QIF
+from quadfire.neurons.base import MultiStepNeuron
+
+# Smallest input each architecture accepts: (channels, size). Unknown models default to 3x32.
+TINY_INPUT = {"convnet": (1, 8), "vggsnn": (2, 48)}
+
+
+def tiny_input(name, N=2):
+    c, s = TINY_INPUT.get(name, (3, 32))
+    return torch.rand(N, c, s, s)
+
+
+@pytest.mark.parametrize("neuron", sorted(NEURONS))
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_with_every_neuron(name, neuron):
+    torch.manual_seed(0)
+    kw = {"learnable": "channel"} if neuron == "plif" else {}
+    model = create_model(name, neuron=neuron, T=2, num_classes=5, neuron_kwargs=kw)
+    x = tiny_input(name, N=1 if name not in TINY_INPUT else 2)
+    out = model(x)
+    assert out.shape == (2, x.shape[0], 5)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"{name}/{neuron}: parameters without gradient: {missing}"
+    assert any(isinstance(m, MultiStepNeuron) for m in model.modules())
+
+
+def test_event_frames_bring_their_own_T():
+    model = create_model("convnet", T=4)
+    assert model(torch.rand(3, 2, 1, 8, 8)).shape == (3, 2, 10)
+
+
+def test_neuron_instance_is_copied_per_layer():
+    model = create_model("convnet", neuron=QIF(a=0.5, v_th=1.5))
+    qifs = [m for m in model.modules() if isinstance(m, QIF)]
+    assert len(qifs) == 3 and len({id(q) for q in qifs}) == 3
+    assert all(q.a == 0.5 for q in qifs)
+    assert all(bn.v_th == 1.5 for bn in model.modules() if type(bn).__name__ == "TdBN")
+
+
+def test_v_th_from_neuron_kwargs_sets_tdbn_scale():
+    model = create_model("convnet", neuron="lif", neuron_kwargs={"v_th": 0.5})
+    bns = [m for m in model.modules() if type(m).__name__ == "TdBN"]
+    assert bns and all(bn.scale == 0.5 for bn in bns)
+
+
+def test_bad_input_errors_name_the_problem():
+    model = create_model("convnet")
+    with pytest.raises(ValueError, match=r"\[N, 1, H, W\]"):
+        model(torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="unknown neuron"):
+        create_model("convnet", neuron="hh")
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("convnet", num_classes=0)
+    with pytest.raises(ValueError, match="T must be"):
+        create_model("convnet", T=0)
+
+
+def test_register_refuses_a_duplicate_name():
+    def convnet(**kw):
+        raise AssertionError
+    with pytest.raises(ValueError, match="already registered"):
+        register_model(convnet)
