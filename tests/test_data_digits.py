@@ -4,7 +4,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from quadfire.data.digits import digits_datasets, stratified_split
+from quadfire.data.common import stratified_split
+from quadfire.data.digits import digits_datasets
 
 
 def test_digits_shapes_range_and_split():
@@ -13,7 +14,7 @@ def test_digits_shapes_range_and_split():
     assert abs(len(test) - 0.2 * 1797) <= 10
     x, y = train[0]
     assert x.shape == (1, 8, 8) and x.dtype == torch.float32 and isinstance(y, int)
-    assert float(train.images.min()) >= 0.0 and float(train.images.max()) == 1.0
+    assert float(train.samples.min()) >= 0.0 and float(train.samples.max()) == 1.0
     counts = np.bincount(test.labels.numpy(), minlength=10)
     assert counts.min() >= 34 and counts.max() <= 38
 
@@ -22,8 +23,8 @@ def test_digits_split_is_seeded():
     a, _ = digits_datasets(seed=3)
     b, _ = digits_datasets(seed=3)
     c, _ = digits_datasets(seed=4)
-    assert torch.equal(a.images, b.images)
-    assert not torch.equal(a.images, c.images)
+    assert torch.equal(a.samples, b.samples)
+    assert not torch.equal(a.samples, c.samples)
 
 
 @given(st.lists(st.integers(0, 4), min_size=2, max_size=200), st.integers(0, 2**31 - 1),

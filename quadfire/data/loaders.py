@@ -1,0 +1,118 @@
+"""DataLoaders for every dataset: one entry point for training runs, one for smoke runs."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from .common import TensorPairs, time_major_collate
+from .config import DataConfig, DatasetInfo, dataset_info
+
+
+class ShardSampler(Sampler[int]):
+    """Rank r of W reads indices r, r + W, r + 2W, ...: an exact partition of the test set.
+
+    DistributedSampler pads with repeated samples so every rank gets the same count; for
+    evaluation that would count some samples twice, so the test set is sharded without padding
+    (shard sizes differ by at most one). `set_epoch` exists so callers can treat both alike.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        self.indices = range(rank, len(dataset), num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+
+def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
+    """(train, test, info) for `cfg.dataset`, read from `cfg.root`."""
+    cfg.validate()
+    if cfg.dataset == "digits":
+        from .digits import digits_datasets
+        train, test = digits_datasets(seed=cfg.seed)
+        return train, test, dataset_info(cfg)
+    if cfg.dataset in ("cifar10", "cifar100"):
+        from .cifar import cifar_datasets
+        train, test = cifar_datasets(cfg)
+        return train, test, dataset_info(cfg)
+    if cfg.dataset == "imagenet":
+        from .imagenet import imagenet_datasets
+        train, test = imagenet_datasets(cfg)
+        return train, test, dataset_info(cfg, num_classes=len(train.classes))
+    from .cifar10dvs import cifar10dvs_datasets
+    train, test = cifar10dvs_datasets(cfg)
+    return train, test, dataset_info(cfg)
+
+
+def build_loaders(cfg: DataConfig, distributed: bool = False
+                  ) -> tuple[DataLoader, DataLoader, DatasetInfo]:
+    """(train_loader, test_loader, info) for `cfg`.
+
+    distributed=True requires an initialised default process group: training batches come
+    from a DistributedSampler (shuffled with `cfg.seed`; call ``train_loader.sampler
+    .set_epoch(epoch)`` every epoch), the test set is sharded exactly by `ShardSampler`.
+    """
+    train, test, info = build_datasets(cfg)
+    return _loaders(cfg, train, test, info, distributed)
+
+
+def synthetic_loaders(cfg: DataConfig, steps: int = 2, distributed: bool = False
+                      ) -> tuple[DataLoader, DataLoader, DatasetInfo]:
+    """Loaders of uniform random inputs with the true shape of `cfg.dataset`, `steps`
+    batches of `cfg.batch_size` each (train and test alike), for smoke runs without data."""
+    cfg.validate()
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    info = dataset_info(cfg)
+    g = torch.Generator().manual_seed(cfg.seed)
+    sample = (info.in_channels, info.image_size, info.image_size)
+    if info.frames is not None:
+        sample = (info.frames,) + sample
+    n = steps * cfg.batch_size
+    sets = [TensorPairs(torch.rand((n,) + sample, generator=g),
+                        torch.randint(0, info.num_classes, (n,), generator=g))
+            for _ in range(2)]
+    smoke = DataConfig(**{**vars(cfg), "eval_batch_size": cfg.batch_size, "workers": 0})
+    return _loaders(smoke, sets[0], sets[1], info, distributed)
+
+
+def _loaders(cfg: DataConfig, train: Dataset, test: Dataset, info: DatasetInfo,
+             distributed: bool) -> tuple[DataLoader, DataLoader, DatasetInfo]:
+    for part, data in (("training", train), ("test", test)):
+        if len(data) == 0:
+            raise ValueError(f"the {part} split of {cfg.dataset!r} is empty")
+    if distributed:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("build_loaders(distributed=True) needs torch.distributed "
+                               "initialised by the caller (init_process_group)")
+        world, rank = dist.get_world_size(), dist.get_rank()
+        train_sampler: Sampler = DistributedSampler(train, num_replicas=world, rank=rank,
+                                                    shuffle=True, seed=cfg.seed)
+        test_sampler: Sampler = ShardSampler(test, world, rank)
+    else:
+        train_sampler = torch.utils.data.RandomSampler(
+            train, generator=torch.Generator().manual_seed(cfg.seed))
+        test_sampler = torch.utils.data.SequentialSampler(test)
+    collate: Callable | None = time_major_collate if info.frames is not None else None
+    common = dict(
+        num_workers=cfg.workers,
+        # Pinning without CUDA only warns and copies, so it is tied to CUDA being present.
+        pin_memory=cfg.pin_memory and torch.cuda.is_available(),
+        persistent_workers=cfg.workers > 0,
+        collate_fn=collate,
+    )
+    train_loader = DataLoader(train, batch_size=cfg.batch_size, sampler=train_sampler, **common)
+    test_loader = DataLoader(test, batch_size=cfg.eval_batch_size, sampler=test_sampler, **common)
+    for part, loader in (("training", train_loader), ("test", test_loader)):
+        if len(loader) == 0:
+            raise ValueError(f"the {part} loader of {cfg.dataset!r} has no batches on this rank "
+                             f"({len(loader.sampler)} samples)")
+    return train_loader, test_loader, info
