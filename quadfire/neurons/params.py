@@ -77,8 +77,10 @@ def _fmt(**kw) -> str:
 
 
 def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
-                 v_min: float | None) -> None:
-    """Raise ValueError naming the first violated condition of paper.md section 3."""
+                 v_min: float | str | None) -> float | None:
+    """Raise ValueError naming the first violated condition of paper.md section 3.
+
+    Returns the resolved floor (`v_min="vertex"` becomes `qif_default_floor`)."""
     given = _fmt(a=a, u1=u1, u2=u2, v_th=v_th)
     for name, val in (("a", a), ("u1", u1), ("u2", u2), ("v_th", v_th), ("v_reset", v_reset)):
         if not isinstance(val, (int, float)) or val != val or abs(val) == float("inf"):
@@ -95,13 +97,18 @@ def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
             f"got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
     if not v_reset < v_th:
         raise ValueError(f"QIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
+    if v_min == "vertex":
+        return qif_default_floor(a, u1, u2)
     if v_min is not None:
+        if not isinstance(v_min, (int, float)) or v_min != v_min:
+            raise ValueError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
         lo = u1 - 1 / a
         if not (lo <= v_min <= u1):
             raise ValueError(
                 f"QIF needs u1 - 1/a <= v_min <= u1 (below u1 - 1/a the map throws the potential "
                 f"above u2, so inhibition could cause a spike); got v_min={v_min!r}, "
                 f"allowed [{lo:g}, {u1:g}] for {given}")
+    return v_min
 
 
 def validate_lif(tau: float, v_th: float, v_reset: float, v_rest: float) -> None:

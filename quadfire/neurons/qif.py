@@ -53,16 +53,13 @@ class QIF(MultiStepNeuron):
         self.rule, self.fixed_window = parse_surrogate(surrogate, surrogate_width)
         self.sigma = sigma
         self.v_reset_given = v_reset
-        if v_min not in ("vertex", None) and not isinstance(v_min, (int, float)):
-            raise ValueError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
+        validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, v_min)
         self.v_min_mode = v_min
-        floor = qif_default_floor(a, u1, u2) if v_min == "vertex" else v_min
-        validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, floor)
         self.v_th = float(v_th)
         if self.learnable:
             shape = (channels,) if self.learnable == "channel" else ()
             d = u2 - u1
-            init = {"raw_gap": _inv_softplus(v_th - u1),
+            init = {"raw_gap": _inv_softplus(max(v_th - u1 - _EPS, _EPS)),
                     "raw_d": _logit((d / (v_th - u1) - _EPS) / (1 - 2 * _EPS)),
                     "raw_a": _logit((a * d / 2 - _EPS) / (1 - 2 * _EPS))}
             for name, val in init.items():
@@ -74,8 +71,9 @@ class QIF(MultiStepNeuron):
         """Current (a, u1, u2) as floats (fixed) or tensors (learnable)."""
         if not self.learnable:
             return self.a, self.u1, self.u2
-        u1 = self.v_th - F.softplus(self.raw_gap)
-        gap = self.v_th - u1
+        # v_th - u1 >= _EPS even when softplus underflows to 0 for very negative raw values
+        gap = _EPS + F.softplus(self.raw_gap)
+        u1 = self.v_th - gap
         u2 = u1 + (_EPS + (1 - 2 * _EPS) * torch.sigmoid(self.raw_d)) * gap
         a = (2 / (u2 - u1)) * (_EPS + (1 - 2 * _EPS) * torch.sigmoid(self.raw_a))
         return a, u1, u2
