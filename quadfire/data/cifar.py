@@ -1,0 +1,100 @@
+"""CIFAR-10 and CIFAR-100 from the "python version" pickles (Krizhevsky, 2009).
+
+On-disk layout under ``root`` (what torchvision's ``download=True`` extracts)::
+
+    cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch
+    cifar-100-python/train, test
+
+Each file is a pickled dict with ``data``: uint8 ``[N, 3072]`` (the 1024 red, then green, then
+blue values of a 32x32 image, row-major) and ``labels`` (CIFAR-10) or ``fine_labels``
+(CIFAR-100). Samples come out as float32 ``[3, 32, 32]`` after `transforms.cifar_transforms`.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .config import DataConfig
+from .transforms import cifar_transforms
+
+LAYOUT = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                "labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels"),
+}
+
+
+class CifarImages(Dataset):
+    """uint8 images ``[N, 3, 32, 32]`` and labels ``[N]``, transformed on access."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.images[i]), int(self.labels[i])
+
+
+def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickle file -> (uint8 images ``[N, 3, 32, 32]``, int64 labels ``[N]``)."""
+    try:
+        with open(path, "rb") as f:
+            # The files were pickled by Python 2: latin1 maps its byte strings 1:1.
+            entry = pickle.load(f, encoding="latin1")
+        entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+        data = np.asarray(entry["data"], dtype=np.uint8)
+        labels = np.asarray(entry[label_key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError,
+            IndexError) as e:
+        raise ValueError(f"corrupt or truncated CIFAR file {path}: expected a pickled dict "
+                         f"with 'data' and '{label_key}' ({type(e).__name__}: {e})") from e
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
+        raise ValueError(f"corrupt CIFAR file {path}: expected data [N, 3072] and N labels, got "
+                         f"data {list(data.shape)} and {labels.shape[0]} labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _read_split(folder: Path, files: list[str], label_key: str, num_classes: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    parts = [read_batch(folder / name, label_key) for name in files]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    if images.shape[0] == 0:
+        raise ValueError(f"empty CIFAR split: {', '.join(files)} in {folder} hold no images")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels in {folder} ({', '.join(files)}) must lie in "
+                         f"0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def download_cifar(dataset: str, root: str) -> None:
+    """Fetch and extract the archive with torchvision (md5-checked) unless already present."""
+    import torchvision
+
+    cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
+    cls(root, train=True, download=True)
+
+
+def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
+    """(train, test) for cfg.dataset in {"cifar10", "cifar100"} under cfg.root."""
+    folder_name, train_files, test_files, label_key = LAYOUT[cfg.dataset]
+    folder = Path(cfg.root) / folder_name
+    if cfg.download:
+        download_cifar(cfg.dataset, cfg.root)
+    missing = [n for n in train_files + test_files if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{cfg.dataset} not found: expected the python-version batches {missing} in "
+            f"{folder} (https://www.cs.toronto.edu/~kriz/cifar.html); rerun with --download "
+            f"(data.download=true) to fetch them")
+    num_classes = 10 if cfg.dataset == "cifar10" else 100
+    train_tf, test_tf = cifar_transforms(cfg.dataset, cfg.autoaugment, cfg.cutout)
+    train = CifarImages(*_read_split(folder, train_files, label_key, num_classes), train_tf)
+    test = CifarImages(*_read_split(folder, test_files, label_key, num_classes), test_tf)
+    return train, test
