@@ -1,0 +1,108 @@
+"""Single-neuron experiments behind `quadfire analyze neuron`: null-input orbits (cobweb),
+f-I curves of QIF against LIF, and the bifurcation diagram over a*(u2 - u1).
+
+Closed forms (fixed points, rheobase, vertex) live in `quadfire.analysis.dynamics`; this file
+only simulates. Orbits and f-I curves run the real neuron modules, so what is plotted is what
+the network computes (threshold, reset and the v_min floor included).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..neurons import LIF, QIF
+from ..neurons.base import MultiStepNeuron
+from ..neurons.steps import fire_reset
+from . import dynamics
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """A neuron's trajectory under null input: u[t] = U before step t (u[0] = start),
+    h[t] = H charged at step t, spikes[t] = S at step t; all float64 arrays of length `steps`."""
+
+    u: np.ndarray
+    h: np.ndarray
+    spikes: np.ndarray
+
+
+def null_orbit(neuron: MultiStepNeuron, u0: float, steps: int = 30) -> Orbit:
+    """Run `neuron` for `steps` steps with zero input from membrane u0."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    x = torch.zeros(steps, 1, dtype=torch.float64)
+    out = neuron.run(x, state=torch.full((1,), float(u0), dtype=torch.float64), trace=True)
+    h = out.trace[:, 0]
+    _, u_after = fire_reset(h, neuron.params(1))
+    u = torch.cat([torch.tensor([float(u0)], dtype=torch.float64), u_after[:-1]])
+    return Orbit(u.numpy(), h.numpy(), out.spikes[:, 0].numpy())
+
+
+def fi_curve(neuron: MultiStepNeuron, currents, steps: int = 1000) -> np.ndarray:
+    """Firing rate (spikes per step, over `steps` steps from rest) for each constant input.
+
+    With a hard reset to rest every inter-spike interval equals the first one, so the result
+    is floor(steps / n) / steps, n = steps from rest to the first spike (tested against
+    `dynamics.steps_to_threshold` and the LIF closed form).
+    """
+    I = torch.as_tensor(np.asarray(currents, dtype=np.float64))
+    if I.dim() != 1:
+        raise ValueError(f"currents must be a 1-D sequence, got shape {tuple(I.shape)}")
+    with torch.no_grad():
+        s = neuron(I.unsqueeze(0).expand(steps, -1).contiguous())
+    return s.mean(0).numpy()
+
+
+def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000,
+                keep: int = 64, offset: float = 0.05) -> list[np.ndarray]:
+    """Long-run values of the raw null-input map u <- f(u) (no threshold) for each a*d.
+
+    d = u2 - u1 stays fixed and a = ad / d varies. The orbit starts at u1 + offset*d (inside the
+    basin of rest) and the last `keep` of `burn_in + keep` iterates are returned, rounded to
+    1e-9 and de-duplicated, so a fixed point gives one value and a period-p orbit p values.
+    Rest is stable for ad < 2; at ad = 2 it loses stability by period doubling (the map is
+    conjugate to the logistic map with r = 1 + ad, so chaos sets in near ad ~ 2.57).
+    """
+    d = u2 - u1
+    if not d > 0:
+        raise ValueError(f"bifurcation needs u1 < u2, got u1={u1!r}, u2={u2!r}")
+    ad = np.asarray(ad_values, dtype=np.float64)
+    if ad.ndim != 1 or not (ad > 0).all() or not (ad <= 3).all():
+        raise ValueError(f"a*d values must be a 1-D sequence in (0, 3] (beyond 3 orbits escape), "
+                         f"got {ad_values!r}")
+    a = ad / d
+    u = np.full(ad.shape, u1 + offset * d)
+    tail = np.empty((keep, ad.size))
+    for t in range(burn_in + keep):
+        u = dynamics.qif_map(u, a, u1, u2)
+        if t >= burn_in:
+            tail[t - burn_in] = u
+    return [np.unique(np.round(tail[:, i], 9)) for i in range(ad.size)]
+
+
+def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0) -> dict:
+    """The numbers `analyze neuron` prints: fixed points and their stability, rheobase,
+    vertex, the default v_min floor, the throw point and steps to threshold from rest."""
+    neuron = QIF(a, u1, u2, v_th)  # validates the parameters with the library's own checks
+    p = neuron.params(1)
+    fps = dynamics.fixed_points(a, u1, u2)
+    rheo = dynamics.rheobase(a, u1, u2)
+    probe = np.array([0.5, 1.1, 2.0, 4.0]) * rheo
+    return {
+        "params": {"a": a, "u1": u1, "u2": u2, "v_th": v_th, "a*d": a * (u2 - u1)},
+        "fixed_points": [{"u": fp.u, "slope": fp.slope, "stable": fp.stable} for fp in fps],
+        "rest": dynamics.rest_stability(a, u1, u2),
+        "rheobase": rheo,
+        "vertex": dynamics.vertex(a, u1, u2),
+        "v_min": float(p.v_min),
+        "throw_point": dynamics.throw_point(a, u1),
+        "steps_to_threshold": {f"{i:.6g}": float(n) for i, n in
+                               zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th))},
+    }
+
+
+def default_lif(v_th: float = 1.0) -> LIF:
+    """The LIF baseline the f-I figure compares against (tau = 2, hard reset to 0)."""
+    return LIF(tau=2.0, v_th=v_th)
