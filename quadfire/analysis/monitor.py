@@ -1,0 +1,196 @@
+"""Per-layer monitors over a data loader: firing rates, membrane histograms, SOPs, energy.
+
+`measure(model, loader)` is what `quadfire eval` prints and `report.json` stores; its keys are
+documented in docs/analysis.md. Everything is counted from the real forward pass through
+forward hooks, so nothing about the architecture is assumed beyond "spiking layers are
+`MultiStepNeuron` modules and synapses are nn.Conv1d / nn.Conv2d / nn.Linear".
+"""
+from __future__ import annotations
+
+from itertools import islice
+
+import torch
+from torch import nn
+
+from ..neurons.base import MultiStepNeuron
+from . import energy
+
+HIST_BINS = 140
+HIST_SPAN = (-4.0, 3.0)  # histogram range of H - v_th
+
+
+def inside_window(h: torch.Tensor, p) -> torch.Tensor:
+    """Boolean mask of H values within the surrogate band |H - v_th - offset| < width / 2.
+
+    width = 1/peak for every shape (`quadfire.neurons.surrogate`), so this is where the
+    window carries most of its gradient; per-channel windows broadcast against one step."""
+    w = p.window
+    return ((h - p.v_th - w.offset).abs() < w.width / 2)
+
+
+class _NeuronStats:
+    def __init__(self, module: MultiStepNeuron):
+        self.kind = type(module).__name__
+        self.update_pj = energy.neuron_update_pj(module)
+        self.window = None
+        self.spikes = 0.0
+        self.count = 0
+        self.inside = 0.0
+        self.per_step: torch.Tensor | None = None
+        self.neurons = 0
+        self.hist = torch.zeros(HIST_BINS + 2, dtype=torch.float64)  # + under/overflow
+
+    def add(self, module: MultiStepNeuron, x: torch.Tensor, state) -> None:
+        out = module.run(x, state, trace=True)
+        p = module.params(x.dim() - 1)
+        h = out.trace
+        self.window = p.window
+        self.spikes += out.spikes.double().sum().item()
+        self.count += out.spikes.numel()
+        self.neurons = out.spikes[0, 0].numel()
+        steps = out.spikes.double().flatten(1).sum(1).cpu()
+        self.per_step = steps if self.per_step is None else self.per_step + steps
+        self.inside += inside_window(h, p).double().sum().item()
+        rel = (h - p.v_th).double().flatten().cpu()
+        lo, hi = HIST_SPAN
+        self.hist[0] += (rel < lo).sum()
+        self.hist[-1] += (rel >= hi).sum()
+        self.hist[1:-1] += torch.histc(rel, HIST_BINS, lo, hi)  # histc counts hi in the last bin
+        self.hist[HIST_BINS] -= (rel == hi).sum()
+
+    def report(self, samples: int) -> dict:
+        w = self.window
+        lo, hi = HIST_SPAN
+        return {
+            "type": self.kind,
+            "neurons": self.neurons,
+            "firing_rate": self.spikes / max(self.count, 1),
+            "rate_per_step": (self.per_step / max(samples * self.neurons, 1)).tolist(),
+            "spikes_per_sample": self.spikes / max(samples, 1),
+            "window_fraction": self.inside / max(self.count, 1),
+            "window": {"shape": w.shape, "width": _num(w.width), "offset": _num(w.offset)},
+            "hist": {"edges_rel_v_th": torch.linspace(lo, hi, HIST_BINS + 1).tolist(),
+                     "counts": self.hist[1:-1].tolist(), "below": self.hist[0].item(),
+                     "above": self.hist[-1].item()},
+            "updates_per_sample": self.count / max(samples, 1),
+            "update_pj": self.update_pj,
+        }
+
+
+def _num(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach().double().mean().item()
+    return float(v)
+
+
+class _SynapseStats:
+    def __init__(self, module: nn.Module, encoding: bool):
+        self.kind = type(module).__name__
+        self.encoding = encoding
+        self.ops = 0
+        self.nonzero = 0
+        self.binary = True
+
+    def add(self, module: nn.Module, x: torch.Tensor) -> None:
+        if self.encoding:
+            self.ops += energy.dense_macs(module, x)
+        else:
+            self.ops += energy.synaptic_ops(module, x)
+            self.binary &= bool(((x == 0) | (x == 1)).all())
+        self.nonzero += int((x != 0).sum().item())
+
+    def report(self, samples: int) -> dict:
+        n = max(samples, 1)
+        return {"type": self.kind, "encoding": self.encoding,
+                "macs_per_sample" if self.encoding else "sops_per_sample": self.ops / n,
+                "nonzero_inputs_per_sample": self.nonzero / n,
+                "binary_input": None if self.encoding else self.binary}
+
+
+def _batch_input(batch):
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+@torch.no_grad()
+def measure(model: nn.Module, loader, max_batches: int | None = None,
+            device: torch.device | str | None = None) -> dict:
+    """Run `model` (in eval mode) over up to `max_batches` batches of `loader` and return
+    per-layer firing rates, membrane histograms, op counts and the energy per sample.
+
+    `loader` yields inputs or (input, target, ...) tuples; the model maps them to
+    [T, N, classes]. The model's train/eval mode is restored afterwards.
+    """
+    if max_batches is not None and max_batches < 1:
+        raise ValueError(f"max_batches must be >= 1 or None, got {max_batches!r}")
+    names = {m: n for n, m in model.named_modules()}
+    neurons: dict[str, _NeuronStats] = {}
+    synapses: dict[str, _SynapseStats] = {}
+
+    def on_neuron(module, args, kwargs, output):
+        stats = neurons.setdefault(names[module], _NeuronStats(module))
+        state = args[1] if len(args) > 1 else kwargs.get("state")
+        stats.add(module, args[0], state)
+
+    def on_synapse(module, args, output):
+        name = names[module]
+        if name not in synapses:
+            synapses[name] = _SynapseStats(module, encoding=not synapses)
+        synapses[name].add(module, args[0])
+
+    hooks = []
+    for module in model.modules():
+        if isinstance(module, MultiStepNeuron):
+            hooks.append(module.register_forward_hook(on_neuron, with_kwargs=True))
+        elif isinstance(module, energy.SYNAPTIC):
+            hooks.append(module.register_forward_hook(on_synapse))
+    was_training = model.training
+    model.eval()
+    samples = batches = 0
+    T = None
+    try:
+        for batch in islice(loader, max_batches):
+            x = _batch_input(batch)
+            out = model(x.to(device) if device is not None else x)
+            if out.dim() < 2:
+                raise ValueError(f"measure expects model outputs [T, N, classes], got shape "
+                                 f"{tuple(out.shape)}")
+            T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if batches == 0:
+        raise ValueError("measure got an empty loader: no batches to run")
+    return summarize(neurons, synapses, samples, batches, T)
+
+
+def summarize(neurons: dict, synapses: dict, samples: int, batches: int, T: int) -> dict:
+    layers = {n: s.report(samples) for n, s in neurons.items()}
+    syn = {n: s.report(samples) for n, s in synapses.items()}
+    macs = sum(s["macs_per_sample"] for s in syn.values() if s["encoding"])
+    sops = sum(s["sops_per_sample"] for s in syn.values() if not s["encoding"])
+    updates = sum(layer["updates_per_sample"] for layer in layers.values())
+    neuron_pj = sum(layer["updates_per_sample"] * layer["update_pj"] for layer in layers.values())
+    spikes = sum(layer["spikes_per_sample"] for layer in layers.values())
+    return {
+        "samples": samples, "batches": batches, "T": T,
+        "firing_rate": spikes / updates if updates else 0.0,
+        "layers": layers,
+        "synapses": syn,
+        "ops": {"macs": macs, "sops": sops, "neuron_updates": updates},
+        "energy_pj": energy.energy_pj(macs, sops, neuron_pj),
+    }
+
+
+def format_measure(result: dict) -> str:
+    """A plain-text table of `measure`'s result for the terminal."""
+    lines = [f"{'layer':<22}{'type':<6}{'rate':>8}{'in window':>11}"]
+    for name, layer in result["layers"].items():
+        lines.append(f"{name:<22}{layer['type']:<6}{layer['firing_rate']:>8.4f}"
+                     f"{layer['window_fraction']:>11.4f}")
+    ops, e = result["ops"], result["energy_pj"]
+    lines.append(f"per sample: {ops['macs']:.4g} MACs (encoding), {ops['sops']:.4g} SOPs, "
+                 f"{ops['neuron_updates']:.4g} neuron updates")
+    lines.append(f"energy per sample: {e['total'] / 1e6:.4g} uJ (MAC {e['mac'] / 1e6:.4g}, "
+                 f"SOP {e['sop'] / 1e6:.4g}, neuron {e['neuron'] / 1e6:.4g})")
+    return "\n".join(lines)
