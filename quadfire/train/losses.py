@@ -1,0 +1,66 @@
+"""Losses on time-major logits ``outputs [T, N, classes]`` with integer targets ``[N]``.
+
+- `mean_ce`: cross-entropy of the time-mean output, CE(mean_t O[t], y) (tdBN, STBP).
+- `tet_loss`: temporal efficient training (Deng et al. 2022, TET), the per-step CE mixed
+  with a regulariser pulling every output towards the constant phi:
+
+      L = (1 - lambda) * mean_t CE(O[t], y) + lambda * mean_{t,n,k} (O[t,n,k] - phi)^2
+
+  as in the TET reference code (lambda = 0.05, phi = v_th = 1). For T = 1 and lambda = 0 both
+  losses are the ordinary cross-entropy.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def check_outputs(outputs: torch.Tensor, target: torch.Tensor) -> None:
+    """Raise a clear error unless outputs is [T, N, classes] float and target [N] integer."""
+    if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3 or not outputs.is_floating_point():
+        got = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        raise ValueError(f"loss expects float logits [T, N, classes], got {got}")
+    if not isinstance(target, torch.Tensor) or target.dtype != torch.long or target.dim() != 1:
+        got = (f"{target.dtype} {tuple(target.shape)}" if isinstance(target, torch.Tensor)
+               else type(target).__name__)
+        raise ValueError(f"loss expects int64 class targets [N], got {got}")
+    if target.shape[0] != outputs.shape[1]:
+        raise ValueError(f"outputs [T, N, classes] = {tuple(outputs.shape)} and target [N] = "
+                         f"{tuple(target.shape)} disagree on N")
+
+
+def mean_ce(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE(mean over T of outputs, target): a scalar."""
+    check_outputs(outputs, target)
+    return F.cross_entropy(outputs.mean(0), target)
+
+
+def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lam: float = 0.05,
+             phi: float = 1.0) -> torch.Tensor:
+    """(1 - lam) * mean_t CE(outputs[t], target) + lam * MSE(outputs, phi): a scalar."""
+    check_outputs(outputs, target)
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"TET lambda must be in [0, 1], got {lam!r}")
+    T, N, K = outputs.shape
+    # One CE over the folded [T*N] batch is the mean over t of the per-step CEs.
+    per_step = F.cross_entropy(outputs.reshape(T * N, K), target.repeat(T))
+    if lam == 0.0:
+        return per_step
+    return (1 - lam) * per_step + lam * (outputs - phi).square().mean()
+
+
+LOSSES = ("ce", "tet")
+
+
+def make_loss(name: str, tet_lambda: float = 0.05, tet_phi: float = 1.0
+              ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss called `name` ("ce" or "tet") as ``fn(outputs [T, N, K], target [N])``."""
+    if name == "ce":
+        return mean_ce
+    if name == "tet":
+        if not 0.0 <= tet_lambda <= 1.0:
+            raise ValueError(f"TET lambda must be in [0, 1], got {tet_lambda!r}")
+        return lambda outputs, target: tet_loss(outputs, target, tet_lambda, tet_phi)
+    raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
