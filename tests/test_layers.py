@@ -1,0 +1,122 @@
+"""Time folding, tdBN (statistics over time, scale, folding into convs) and the encoder."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from quadfire.layers import ConvBN, Encoder, TdBN, TimeFold, conv_bn, fold_tdbn
+from quadfire.models import create_model
+
+
+def test_timefold_equals_per_step_application():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(5, 2, 3, 6, 6)
+    torch.testing.assert_close(TimeFold(conv)(x), torch.stack([conv(xt) for xt in x.unbind(0)]))
+    assert TimeFold(nn.Flatten())(x).shape == (5, 2, 3 * 36)
+
+
+def test_timefold_rejects_non_time_major_input():
+    with pytest.raises(ValueError, match=r"TimeFold\(Linear\).*\[T, N, \.\.\.\].*got shape \(4,\)"):
+        TimeFold(nn.Linear(4, 2))(torch.randn(4))
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 4),
+       st.sampled_from([1.0, 1 / math.sqrt(2)]), st.floats(0.25, 2.0), st.integers(0, 1000))
+def test_tdbn_train_output_has_zero_mean_and_scale_alpha_vth(T, N, C, hw, alpha, v_th, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = 3 + 2 * torch.randn(T, N, C, hw, hw, generator=g, dtype=torch.float64)
+    if T * N * hw * hw < 4:
+        return
+    bn = TdBN(C, alpha, v_th).double()
+    y = bn(x)
+    dims = (0, 1, 3, 4)
+    xv = x.var(dim=dims, unbiased=False)
+    expected_std = alpha * v_th * torch.sqrt(xv / (xv + bn.eps))
+    torch.testing.assert_close(y.mean(dim=dims), torch.zeros(C, dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(y.std(dim=dims, unbiased=False), expected_std)
+
+
+def test_tdbn_statistics_span_time_not_each_step():
+    # Step t has mean t: per-step BN would centre every step; tdBN centres the whole sequence,
+    # so step means stay spread around 0 and the running mean is the mean over all steps.
+    T, N, C = 4, 8, 3
+    x = torch.randn(T, N, C, 5, 5) * 0.1 + torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1, 1)
+    bn = TdBN(C, momentum=1.0)
+    y = bn(x)
+    step_means = y.mean(dim=(1, 2, 3, 4))
+    assert (step_means[-1] - step_means[0]) > 2.0
+    per_step = torch.stack([nn.functional.batch_norm(xt, None, None, training=True) for xt in x.unbind(0)])
+    assert not torch.allclose(y, per_step, atol=1e-2)
+    torch.testing.assert_close(bn.running_mean, x.mean(dim=(0, 1, 3, 4)))
+
+
+def test_tdbn_checks_its_input():
+    with pytest.raises(ValueError, match=r"TdBN\(4\) expects input \[T, N, 4, \.\.\.\]"):
+        TdBN(4)(torch.randn(2, 3, 5, 6, 6))
+    with pytest.raises(ValueError, match="alpha > 0"):
+        TdBN(4, alpha=0.0)
+    with pytest.raises(ValueError, match="outputs"):
+        ConvBN(nn.Conv2d(3, 5, 3), TdBN(4))
+
+
+def _randomize_bn(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, TdBN):
+            with torch.no_grad():
+                m.weight.copy_(1 + 0.3 * torch.randn(m.num_features, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.num_features, generator=g))
+
+
+def test_fold_tdbn_on_convbn_float32():
+    torch.manual_seed(0)
+    unit = nn.Sequential(conv_bn(3, 6, alpha=1 / math.sqrt(2), v_th=0.7),
+                         ConvBN(nn.Conv2d(6, 6, 1, bias=True), TdBN(6)))
+    _randomize_bn(unit)
+    for _ in range(3):
+        unit(torch.randn(2, 4, 3, 5, 5) * 2 + 1)
+    x = torch.randn(3, 2, 3, 5, 5)
+    folded = fold_tdbn(unit)
+    assert not any(isinstance(m, TdBN) for m in folded.modules())
+    assert unit.training, "fold_tdbn must not change the original model"
+    torch.testing.assert_close(folded(x), unit.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name,shape,options", [
+    ("convnet", (2, 1, 8, 8), {}), ("resnet19", (2, 3, 8, 8), {}),
+    ("sew_resnet18", (1, 3, 32, 32), {}), ("vggsnn", (1, 2, 16, 16), {"image_size": 16})])
+def test_fold_tdbn_gives_the_same_eval_outputs(name, shape, options):
+    torch.manual_seed(0)
+    model = create_model(name, T=2, **options).double()
+    _randomize_bn(model)
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.rand(*shape, dtype=torch.float64) * 2)
+    x = torch.rand(*shape, dtype=torch.float64) * 2
+    model.eval()
+    with torch.no_grad():
+        ref, out = model(x), fold_tdbn(model)(x)
+    assert ref.abs().sum() > 0
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_repeats_images_and_passes_frames():
+    enc = Encoder(3, 2)
+    img = torch.rand(4, 2, 5, 5)
+    out = enc(img)
+    assert out.shape == (3, 4, 2, 5, 5) and all(torch.equal(o, img) for o in out.unbind(0))
+    frames = torch.rand(7, 4, 2, 5, 5)
+    assert enc(frames) is frames
+
+
+def test_encoder_errors():
+    with pytest.raises(ValueError, match=r"\[N, 2, H, W\].*\[T, N, 2, H, W\].*\(4, 3, 5, 5\)"):
+        Encoder(3, 2)(torch.rand(4, 3, 5, 5))
+    with pytest.raises(TypeError, match="floating point"):
+        Encoder(3, 2)(torch.zeros(4, 2, 5, 5, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="T must be a positive int"):
+        Encoder(0, 2)
