@@ -194,3 +194,20 @@ def test_imagenet_truncated_jpeg_is_named(tmp_path):
     index = [i for i, (p, _) in enumerate(train.samples) if p == str(bad)][0]
     with pytest.raises(ValueError, match="corrupt or truncated image file .*n01443537_1.JPEG"):
         train[index]
+
+
+def test_distributed_download_happens_once_on_rank_zero(tmp_path, monkeypatch):
+    import torch.distributed as dist
+
+    calls = []
+    monkeypatch.setattr("quadfire.data.cifar.download_cifar",
+                        lambda dataset, root: (calls.append(dataset), make_cifar(tmp_path, dataset)))
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0,
+                            world_size=1)
+    try:
+        train, _, info = build_loaders(DataConfig(dataset="cifar10", root=str(tmp_path),
+                                                  download=True, batch_size=4), distributed=True)
+    finally:
+        dist.destroy_process_group()
+    assert calls == ["cifar10"] and info.num_classes == 10
+    assert next(iter(train))[0].shape == (4, 3, 32, 32)

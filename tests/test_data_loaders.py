@@ -95,3 +95,33 @@ def test_workers_and_persistent_workers():
     assert x.shape == (256, 1, 8, 8)
     train0, _, _ = build_loaders(DataConfig(workers=0))
     assert not train0.persistent_workers
+
+
+def _two_rank_worker(rank, world, init_file, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    try:
+        train, test, _ = build_loaders(DataConfig(batch_size=100, eval_batch_size=64),
+                                       distributed=True)
+        train.sampler.set_epoch(3)
+        seen = {"train": list(train.sampler), "test": list(test.sampler),
+                "label_sum": sum(int(y.sum()) for _, y in test)}
+        gathered = [None] * world
+        dist.all_gather_object(gathered, seen)
+        if rank == 0:
+            torch.save(gathered, f"{out_dir}/gathered.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_partition_train_and_test(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_two_rank_worker, args=(2, str(tmp_path / "pg"), str(tmp_path)), nprocs=2)
+    gathered = torch.load(tmp_path / "gathered.pt")
+    _, test, _ = build_loaders(DataConfig())
+    train0, train1 = gathered[0]["train"], gathered[1]["train"]
+    assert len(train0) == len(train1) and not set(train0) & set(train1)
+    assert sorted(train0 + train1) == list(range(len(train0) * 2))  # 1438 splits evenly
+    assert sorted(gathered[0]["test"] + gathered[1]["test"]) == list(range(len(test.dataset)))
+    assert gathered[0]["label_sum"] + gathered[1]["label_sum"] == int(test.dataset.labels.sum())

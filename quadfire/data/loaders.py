@@ -1,6 +1,7 @@
 """DataLoaders for every dataset: one entry point for training runs, one for smoke runs."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Iterator
 
 import torch
@@ -60,6 +61,14 @@ def build_loaders(cfg: DataConfig, distributed: bool = False
     from a DistributedSampler (shuffled with `cfg.seed`; call ``train_loader.sampler
     .set_epoch(epoch)`` every epoch), the test set is sharded exactly by `ShardSampler`.
     """
+    if distributed and cfg.download and cfg.dataset in ("cifar10", "cifar100"):
+        _require_process_group()
+        # One process fetches the archive while the others wait, so no two write it at once.
+        if dist.get_rank() == 0:
+            from .cifar import download_cifar
+            download_cifar(cfg.dataset, cfg.root)
+        dist.barrier()
+        cfg = dataclasses.replace(cfg, download=False)
     train, test, info = build_datasets(cfg)
     return _loaders(cfg, train, test, info, distributed)
 
@@ -84,15 +93,19 @@ def synthetic_loaders(cfg: DataConfig, steps: int = 2, distributed: bool = False
     return _loaders(smoke, sets[0], sets[1], info, distributed)
 
 
+def _require_process_group() -> None:
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("build_loaders(distributed=True) needs torch.distributed "
+                           "initialised by the caller (init_process_group)")
+
+
 def _loaders(cfg: DataConfig, train: Dataset, test: Dataset, info: DatasetInfo,
              distributed: bool) -> tuple[DataLoader, DataLoader, DatasetInfo]:
     for part, data in (("training", train), ("test", test)):
         if len(data) == 0:
             raise ValueError(f"the {part} split of {cfg.dataset!r} is empty")
     if distributed:
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("build_loaders(distributed=True) needs torch.distributed "
-                               "initialised by the caller (init_process_group)")
+        _require_process_group()
         world, rank = dist.get_world_size(), dist.get_rank()
         train_sampler: Sampler = DistributedSampler(train, num_replicas=world, rank=rank,
                                                     shuffle=True, seed=cfg.seed)
