@@ -46,12 +46,6 @@ def random_events(rng, n):
             np.cumsum(rng.integers(0, 50, n)))
 
 
-def test_single_event_bytes_decode():
-    # x=3 -> raw column 124 -> 0xF8; y=10 -> 0x0A00; ON -> bit 0 clear; t = 1000 us.
-    ev = b"\x00\x00\x0a\xf8" + b"\x00\x00\x03\xe8"
-    assert struct.pack(">II", 0x0AF8, 1000) == ev
-
-
 def test_decode_returns_written_events(tmp_path):
     rng = np.random.default_rng(0)
     x, y, p, t = random_events(rng, 5000)
@@ -66,8 +60,11 @@ def test_decode_returns_written_events(tmp_path):
 
 
 def test_decode_hand_written_bytes(tmp_path):
+    # x=3 -> raw column 124 -> 0xF8; y=10 -> 0x0A00; bit 0 clear: ON; t = 1000 us. The second
+    # event differs only in bit 0 (OFF) and t.
     path = tmp_path / "one.aedat"
-    path.write_bytes(HEADER + b"\x00\x00\x0a\xf8\x00\x00\x03\xe8" + b"\x00\x00\x0a\xf9\x00\x00\x03\xe9")
+    path.write_bytes(HEADER + b"\x00\x00\x0a\xf8\x00\x00\x03\xe8"
+                     + b"\x00\x00\x0a\xf9\x00\x00\x03\xe9")
     ev = read_aedat(path)
     assert ev.x.tolist() == [3, 3] and ev.y.tolist() == [10, 10]
     assert ev.p.tolist() == [1, 0] and ev.t.tolist() == [1000, 1001]
@@ -158,13 +155,15 @@ def test_split_is_stratified_reproducible_and_loads(tmp_path):
     again, _ = cifar10dvs_datasets(cfg)
     other, _ = cifar10dvs_datasets(DataConfig(**{**vars(cfg), "seed": 1}))
     assert again.recordings == train.recordings and other.recordings != train.recordings
-    train_loader, test_loader, info = build_loaders(cfg)
+    # One worker process: the dataset pickles and the worker writes the frame cache.
+    train_loader, test_loader, info = build_loaders(DataConfig(**{**vars(cfg), "workers": 1}))
     assert (info.frames, info.in_channels, info.image_size) == (4, 2, 48)
     x, y = next(iter(test_loader))
     assert x.shape == (4, 10, 2, 48, 48) and x.dtype == torch.float32
     np.testing.assert_allclose(x.sum(dim=(0, 2, 3, 4)).numpy(), 60.0, rtol=1e-5)
     x, _ = next(iter(train_loader))
     assert x.shape == (4, 8, 2, 48, 48)
+    assert len(list((tmp_path / "cifar10-dvs").rglob("*.T4_S48.npz"))) >= 18
 
 
 def test_cache_location_key_and_speedup(tmp_path):

@@ -86,10 +86,11 @@ def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
             problem = f"is unreadable ({type(e).__name__}: {e})"
         warnings.warn(f"frame cache {cache} {problem}; rebuilding it from {recording}",
                       RuntimeWarning, stacklevel=2)
+    events = read_aedat(recording)
     try:
-        counts = integrate_frames(read_aedat(recording), T)
+        counts = integrate_frames(events, T)
     except ValueError as e:
-        raise ValueError(f"{recording}: {e}") if str(recording) not in str(e) else e
+        raise ValueError(f"{recording}: {e}") from e
     frames = resize_frames(counts, size)
     tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
     try:
