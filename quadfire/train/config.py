@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from ..data import DataConfig
 from .settings import ConfigError, from_dict, merge, parse_overrides, read_yaml, to_dict
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -50,6 +51,8 @@ class TrainConfig:
     # The paper's reported accuracy for this setting (paper.md section 2), shown in report.json.
     paper_accuracy: Optional[float] = None
     paper_reference: str = ""
+    measure_batches: int = 0            # test batches for the firing-rate report; 0: all
+    data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
         checks = [
@@ -64,6 +67,7 @@ class TrainConfig:
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.measure_batches >= 0, f"measure_batches must be >= 0, got {self.measure_batches}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}"),
         ]
         for ok, message in checks:
@@ -79,13 +83,18 @@ class TrainConfig:
         return Path(self.out_dir) / self.run_id
 
 
-def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None,
+def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | None = None,
                 base: dict | None = None) -> TrainConfig:
-    """Defaults < recipe YAML < `base` dict < ``--set`` overrides."""
-    data = read_yaml(recipe) if recipe is not None else {}
+    """Defaults < recipe (a YAML path or an already-read dict) < `base` < ``--set`` overrides."""
+    data = recipe if isinstance(recipe, dict) else read_yaml(recipe) if recipe is not None else {}
     data = merge(data, base or {})
     data = merge(data, parse_overrides(overrides or []))
-    return from_dict(TrainConfig, data)
+    try:
+        return from_dict(TrainConfig, data)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:  # a section's own validation (e.g. DataConfig)
+        raise ConfigError(str(e)) from None
 
 
 def config_dict(cfg: TrainConfig) -> dict:

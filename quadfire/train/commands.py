@@ -1,0 +1,155 @@
+"""CLI: ``quadfire train``, ``eval``, ``recipes`` and ``compare``.
+
+``quadfire train`` with no recipe is the digits demo: the QIF convnet and its LIF twin, one
+seed each, then a table of test accuracy and mean firing rate.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from .config import TrainConfig, load_config
+from .recipes import list_recipes, read_recipe, twins
+from .settings import ConfigError
+
+DEMO = "digits"
+SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
+    p.add_argument("--smoke", action="store_true",
+                   help="2 training steps on generated data of the recipe's shape (no dataset needed)")
+
+
+def config_for(recipe, overrides: list[str], smoke: bool, extra: dict | None = None) -> TrainConfig:
+    data = read_recipe(recipe) if recipe is not None else {}
+    return load_config(data, (SMOKE if smoke else []) + overrides, base=extra)
+
+
+def _train(args) -> int:
+    from .engine import fit
+    from .report import summary_line
+
+    if args.recipe is None and args.resume is None:
+        return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
+    if args.recipe is None:
+        # Resuming without a recipe: the checkpoint carries its resolved config.
+        from . import checkpoint
+
+        saved = checkpoint.load(args.resume)["config"]
+        cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
+        resume = args.resume
+    else:
+        cfg = config_for(args.recipe, args.overrides, args.smoke)
+        resume = args.resume
+        if resume == "auto":
+            resume = cfg.run_dir / "last.pt"
+    report = fit(cfg, resume=resume, smoke=args.smoke)
+    print(summary_line(report))
+    if report["interrupted"]:
+        print(f"stopped by signal {report['signal']}; resume with --resume "
+              f"{cfg.run_dir / 'last.pt'}", file=sys.stderr)
+        return 128 + int(report["signal"] or 2)
+    return 0
+
+
+def _eval(args) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.path, args.overrides, args.batches, args.smoke)
+    return 0
+
+
+def _recipes(args) -> int:
+    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<11}{'paper %':>8}")
+    for name in list_recipes():
+        c = config_for(name, [], False)
+        paper = f"{c.paper_accuracy:.2f}" if c.paper_accuracy is not None else "-"
+        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<11}{paper:>8}")
+    return 0
+
+
+def _compare(args) -> int:
+    return _compare_run(args.recipe, args.seeds, args.overrides, args.smoke)
+
+
+def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
+                 title: str | None = None) -> int:
+    """Train each twin (QIF, LIF) once per seed and print mean +- std of accuracy and rate."""
+    from .engine import fit
+
+    results: dict[str, list[dict]] = {}
+    for neuron, path in twins(recipe).items():
+        for seed in seeds:
+            cfg = config_for(path, overrides, smoke, extra={"seed": seed})
+            results.setdefault(neuron, []).append(fit(cfg, smoke=smoke))
+    print(format_table(results, title or f"compare {recipe}, seeds {seeds}"))
+    out = Path(cfg.out_dir) / f"compare-{cfg.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({n: [{k: r.get(k) for k in ("run", "accuracy", "firing_rate",
+                                                           "paper_accuracy")} for r in rs]
+                               for n, rs in results.items()}, indent=1))
+    return 0
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
+
+
+def format_table(results: dict[str, list[dict]], title: str) -> str:
+    """neuron | test accuracy % | mean firing rate | paper %, mean +- std over seeds."""
+    lines = [title, f"{'neuron':<8}{'test acc %':>18}{'firing rate':>20}{'paper %':>10}"]
+    for neuron, runs in results.items():
+        acc = _mean_std([r["accuracy"] for r in runs])
+        rate = _mean_std([r.get("firing_rate", float("nan")) for r in runs])
+        paper = runs[0].get("paper_accuracy")
+        lines.append(f"{neuron.upper():<8}{acc:>18}{rate:>20}"
+                     f"{(f'{paper:.2f}' if paper is not None else '-'):>10}")
+    return "\n".join(lines)
+
+
+def _guard(func):
+    """Configuration and input mistakes end with a one-line error, not a traceback."""
+    def run(args) -> int:
+        from .checkpoint import CheckpointError
+
+        try:
+            return func(args)
+        except (ConfigError, CheckpointError, FileNotFoundError) as e:
+            print(f"quadfire {args.command}: error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a recipe (no recipe: the digits QIF vs LIF demo)",
+                       description="Train from a recipe. Without a recipe (and without --resume) "
+                                   "runs the digits demo: QIF and LIF convnets, then a table.")
+    p.add_argument("recipe", nargs="?", help="shipped recipe name or YAML path (see `quadfire recipes`)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
+    _common(p)
+    p.set_defaults(func=_guard(_train))
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
+    p.add_argument("path", help="a run directory or a checkpoint file")
+    p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
+    _common(p)
+    p.set_defaults(func=_guard(_eval))
+
+    p = sub.add_parser("recipes", help="list the shipped recipes")
+    p.set_defaults(func=_guard(_recipes))
+
+    p = sub.add_parser("compare", help="train a recipe's QIF and LIF twins over the same seeds")
+    p.add_argument("recipe", help="a setting (e.g. cifar10-resnet19-t4) or either twin's name/path")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    _common(p)
+    p.set_defaults(func=_guard(_compare))
+
