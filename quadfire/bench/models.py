@@ -1,0 +1,217 @@
+"""`quadfire bench models`: one training step of ResNet-19 (forward, backward, SGD step),
+quadfire with QIF against the same network built from SpikingJelly 2.0 layers and QIFNode.
+
+Each row runs in its own subprocess, so the two libraries never share an allocator:
+
+- images/s = batch / median wall time of one step, over `--steps` steps after `--warmup`.
+- peak step memory = VmHWM - VmRSS, where VmRSS is read after warm-up (model, gradients and
+  optimizer state resident) and the high-water mark is then reset through
+  ``/proc/self/clear_refs`` (Linux); so it is the extra resident memory one step needs
+  (activations saved for backward, temporaries). The child runs with
+  ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns large freed tensors to the OS at
+  once instead of caching them, which would make RSS lag behind live memory.
+
+The SpikingJelly network mirrors `quadfire.models.resnet19` layer by layer: layer.Conv2d,
+layer.ThresholdDependentBatchNorm2d (same alpha, v_th), multi-step QIFNode with tau = 2,
+a0 = 0.5, v_c = 0.5, v_rest = v_reset = 0 (the same map H = U + 0.25 U (U - 0.5) + X/2) and
+the PiecewiseQuadratic surrogate, which routes QIFNode to SpikingJelly's registered CPU
+implementation (its fastest CPU path; other surrogates fall back to autograd on the formula).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+ROWS = ("quadfire", "spikingjelly")
+
+
+def build_quadfire(T: int, num_classes: int) -> nn.Module:
+    from quadfire.models import create_model
+    return create_model("resnet19", neuron="qif", T=T, num_classes=num_classes)
+
+
+def build_spikingjelly(T: int, num_classes: int) -> nn.Module:
+    """ResNet-19 from SpikingJelly layers, matching quadfire.models.resnet19."""
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    def sn():
+        return neuron.QIFNode(tau=2.0, a0=0.5, v_c=0.5, v_rest=0.0, v_reset=0.0,
+                              surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0))
+
+    def conv_bn(cin, cout, k, stride, alpha):
+        return nn.Sequential(layer.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                             layer.ThresholdDependentBatchNorm2d(alpha, 1.0, cout))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            r = 1 / math.sqrt(2)
+            self.branch = nn.Sequential(conv_bn(cin, cout, 3, stride, 1.0), sn(),
+                                        conv_bn(cout, cout, 3, 1, r))
+            self.shortcut = (nn.Identity() if stride == 1 and cin == cout
+                             else conv_bn(cin, cout, 1, stride, r))
+            self.sn = sn()
+
+        def forward(self, x):
+            return self.sn(self.branch(x) + self.shortcut(x))
+
+    def stage(cin, cout, n, stride):
+        return [Block(cin, cout, stride)] + [Block(cout, cout, 1) for _ in range(n - 1)]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(
+                conv_bn(3, 128, 3, 1, 1.0), sn(), *stage(128, 128, 3, 1), *stage(128, 256, 3, 2),
+                *stage(256, 512, 2, 2), layer.AdaptiveAvgPool2d(1), layer.Flatten(),
+                layer.Linear(512, 256), sn(), layer.Linear(256, num_classes))
+
+        def forward(self, x):
+            return self.body(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
+
+    net = Net()
+    functional.set_step_mode(net, "m")
+    return net
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure(row: str, T: int, batch: int, size: int, steps: int, warmup: int,
+            threads: int) -> dict:
+    """Time and measure one configuration in this process (called in the child)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    from quadfire.train.losses import mean_ce
+    model = build_quadfire(T, 10) if row == "quadfire" else build_spikingjelly(T, 10)
+    reset = None
+    if row == "spikingjelly":
+        from spikingjelly.activation_based import functional
+        reset = functional.reset_net
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x, y = torch.rand(batch, 3, size, size), torch.randint(0, 10, (batch,))
+
+    def step():
+        opt.zero_grad()
+        out = model(x)
+        mean_ce(out, y).backward()
+        opt.step()
+        if reset is not None:
+            reset(model)  # SpikingJelly keeps membrane state between calls
+        return out
+
+    for _ in range(warmup):
+        out = step()
+    assert out.shape == (T, batch, 10), out.shape
+    rest = _rss_kib("VmRSS")
+    exact = _reset_peak()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    peak = _rss_kib("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"row": row, "images_per_s": batch / statistics.median(times),
+            "step_s_min": min(times), "step_s_median": statistics.median(times),
+            "peak_step_mib": (peak - rest) / 1024, "resident_mib": rest / 1024,
+            "params": sum(p.numel() for p in model.parameters()), "exact_peak": exact}
+
+
+def run_row(row: str, args) -> dict:
+    """Run one row in a fresh interpreter and return its JSON result."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    cmd = [sys.executable, "-m", "quadfire.bench.models", "--child", row, "--T", str(args.T),
+           "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark row {row!r} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict], args) -> str:
+    base = next((r for r in results if r["row"] == "spikingjelly"), None)
+    lines = [f"ResNet-19, T={args.T}, batch {args.batch}, {args.size}x{args.size}, one SGD "
+             f"training step, CPU ({platform.processor() or platform.machine()}, "
+             f"{args.threads} threads), torch {torch.__version__}, "
+             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             "", "| implementation | images/s | step (median, s) | peak step memory (MiB) | vs SpikingJelly |",
+             "|---|---|---|---|---|"]
+    for r in results:
+        rel = ""
+        if base is not None and r is not base:
+            rel = (f"{r['images_per_s'] / base['images_per_s']:.2f}x speed, "
+                   f"{r['peak_step_mib'] / base['peak_step_mib']:.2f}x memory")
+        lines.append(f"| {r['row']} | {r['images_per_s']:.2f} | {r['step_s_median']:.3f} | "
+                     f"{r['peak_step_mib']:.0f} | {rel} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="quadfire bench models", description=__doc__.splitlines()[0])
+    p.add_argument("--T", type=int, default=4)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for name in ("T", "batch", "size", "steps", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 1:
+        p.error(f"--warmup must be >= 1 (the first step allocates optimizer state), got {args.warmup}")
+    rows = [r for r in args.rows.split(",") if r]
+    bad = [r for r in rows if r not in ROWS]
+    if bad or not rows:
+        p.error(f"--rows must name some of {ROWS}, got {args.rows!r}")
+    args.rows = rows
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child, args.T, args.batch, args.size, args.steps,
+                                 args.warmup, args.threads)))
+        return 0
+    results = [run_row(row, args) for row in args.rows]
+    print(table(results, args))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": {k: v for k, v in vars(args).items() if k != "json"},
+                       "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
