@@ -1,0 +1,127 @@
+"""Build and load the fused CPU kernels (quadfire/ops/csrc) as a torch C++ extension.
+
+The extension is compiled on first use with `torch.utils.cpp_extension.load` and cached on disk
+(``$TORCH_EXTENSIONS_DIR/quadfire`` or ``~/.cache/torch_extensions/quadfire``), so later
+processes only load the shared library. The cache key hashes the sources, the compiler flags,
+the torch version and the CPU's instruction-set flags (the build uses -march=native), so a
+stale or foreign binary is never picked up. The first compile is announced on stderr. Without
+a working compiler, `load()` warns once and returns None and the dispatcher uses the reference
+path; asking for ``backend="cpu"`` explicitly then raises with the build error.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = ("kernels.cpp", "ops.cpp")
+# -ffp-contract=off: no fused multiply-add, so every product and sum rounds exactly as the
+# reference's separate PyTorch ops do and the spikes are bit-identical.
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp")
+LDFLAGS = ("-fopenmp",)
+
+_lock = threading.Lock()
+_module = None
+_error: str | None = None
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("TORCH_EXTENSIONS_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "torch_extensions")
+    return Path(base) / "quadfire"
+
+
+def build_name() -> str:
+    """Extension name: changes whenever anything that affects the binary changes."""
+    h = hashlib.sha256()
+    for f in sorted(CSRC.iterdir()):
+        if f.suffix in (".cpp", ".h"):
+            h.update(f.name.encode() + f.read_bytes())
+    h.update(" ".join(CFLAGS + LDFLAGS).encode())
+    h.update(torch.__version__.encode() + _cpu_flags().encode())
+    h.update(os.environ.get("CXX", "c++").encode())
+    return f"quadfire_neuron_{h.hexdigest()[:12]}"
+
+
+def _build():
+    from torch.utils import cpp_extension
+
+    name = build_name()
+    build_dir = _cache_dir() / name
+    build_dir.mkdir(parents=True, exist_ok=True)
+    fresh = not any(build_dir.glob(f"{name}*.so"))
+    if fresh:
+        print(f"quadfire: compiling the fused CPU neuron kernels (first use only, ~30 s); "
+              f"cached in {build_dir}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    # is_python_module=False: the library registers torch operators (quadfire_cpu::forward,
+    # ::backward) instead of a pybind module, which keeps the torch headers it needs small.
+    cpp_extension.load(
+        name=name, sources=[str(CSRC / s) for s in SOURCES], extra_cflags=list(CFLAGS),
+        extra_ldflags=list(LDFLAGS), extra_include_paths=[str(CSRC)],
+        build_directory=str(build_dir), is_python_module=False, verbose=False)
+    if fresh:
+        print(f"quadfire: fused CPU kernels built in {time.perf_counter() - start:.1f} s",
+              file=sys.stderr, flush=True)
+    return torch.ops.quadfire_cpu
+
+
+def load():
+    """The namespace of the compiled operators (torch.ops.quadfire_cpu), or None when it cannot be built (warned once)."""
+    global _module, _error
+    if _module is not None or _error is not None:
+        return _module
+    with _lock:
+        if _module is None and _error is None:
+            try:
+                _module = _build()
+            except Exception as exc:  # any build failure: no compiler, no headers, bad flags
+                _error = f"{type(exc).__name__}: {exc}".strip()
+                warnings.warn(f"quadfire: could not build the fused CPU neuron kernels; using the "
+                              f"reference path instead. Build error: {_error[-2000:]}",
+                              RuntimeWarning, stacklevel=3)
+    return _module
+
+
+def available() -> bool:
+    """True when the fused CPU kernels are built (building them on first call)."""
+    return load() is not None
+
+
+def require():
+    """The operator namespace, or a RuntimeError that carries the build error."""
+    module = load()
+    if module is None:
+        raise RuntimeError(f"backend='cpu' was requested but the fused CPU kernels could not be "
+                           f"built: {_error}")
+    return module
+
+
+def forward(x, u0, table, inner, period, qif, soft, need_h):
+    """Raw fused forward on [T, M] float32/float64 tensors (quadfire/ops/fused.py)."""
+    return tuple(require().forward(x, u0, table, inner, period, qif, soft, need_h))
+
+
+def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, qif, soft, shape,
+             vmin_eq, rows_mask, x_dtype):
+    """Raw fused backward; gradients come out in the compute dtype, which is x's here."""
+    return tuple(require().backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner,
+                                    period, qif, soft, shape, vmin_eq, rows_mask))

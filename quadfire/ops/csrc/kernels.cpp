@@ -1,0 +1,203 @@
+// Fused multi-step QIF / LIF-family kernels for CPU: one pass over [T, M] per direction.
+//
+// Layout: time-major, [T, M] contiguous (M = elements of one step). Elements are split into
+// chunks of CHUNK that OpenMP hands to threads; inside a chunk the loop over T is outermost and
+// the chunk's membrane lives in a small local array, so the inner loop over elements is
+// unit-stride and vectorizes while the state never leaves L1.
+//
+// Saved-tensor discipline: forward writes the charged potential H [T, M] (when backward or the
+// trace needs it); backward recomputes spikes, surrogate values and U[t-1] = floor(reset(H[t-1]))
+// from it, so no other per-step tensor is stored.
+#include "kernels.h"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "neuron.h"
+
+namespace quadfire {
+namespace {
+
+constexpr int64_t CHUNK = 256;
+
+// The parameter rows of one chunk, gathered once per chunk from the [ROWS, L] table.
+template <typename T>
+struct ChunkParams {
+  T v[ROWS][CHUNK];
+  void load(const Problem<T>& p, int64_t e0, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
+      for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
+    }
+  }
+};
+
+template <typename T, bool QIF, bool SOFT>
+void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict__ spikes,
+                    T* __restrict__ u_out, T* __restrict__ h_out) {
+  const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
+#pragma omp parallel
+  {
+    ChunkParams<T> pr;
+    T u[CHUNK];
+    T scratch[CHUNK];  // H goes here when nobody needs it
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
+      pr.load(p, e0, n);
+      const T* a = pr.v[A];
+      const T* u1 = pr.v[U1];
+      const T* u2 = pr.v[U2];
+      const T* vth = pr.v[VTH];
+      const T* vr = pr.v[VRESET];
+      const T* vmin = pr.v[VMIN];
+      for (int64_t i = 0; i < n; ++i) u[i] = p.u0[e0 + i];
+      for (int64_t t = 0; t < p.steps; ++t) {
+        const T* __restrict__ xt = x + t * M + e0;
+        T* __restrict__ st = spikes + t * M + e0;
+        T* __restrict__ ht = h_out ? h_out + t * M + e0 : scratch;
+        for (int64_t i = 0; i < n; ++i) {
+          const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
+          const T s = fire(h - vth[i]);
+          u[i] = floor_at(reset<T, SOFT>(h, s, vth[i], vr[i]), vmin[i]);
+          st[i] = s;
+          ht[i] = h;
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) u_out[e0 + i] = u[i];
+    }
+  }
+}
+
+// Reverse-time BPTT through charge, fire, reset and floor (the gradient flows through the
+// reset; the floor passes the gradient where U > v_min and vmin_eq of it where U == v_min, as
+// torch.clamp does for a float / a tensor bound). Parameter gradients accumulate per element
+// over T in registers and are written once as [G, M] for the caller to reduce: no atomics.
+template <typename T, bool QIF, bool SOFT, int SHAPE, bool PARAM_GRADS>
+void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const T* gh_in,
+                     const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
+                     T* __restrict__ gparams) {
+  const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
+  const T vmin_eq = p.vmin_eq;
+#pragma omp parallel
+  {
+    ChunkParams<T> pr;
+    T gU[CHUNK], uprev[CHUNK], zero[CHUNK];
+    T acc[GRAD_ROWS][CHUNK];
+    std::fill(zero, zero + CHUNK, T(0));
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
+      pr.load(p, e0, n);
+      const T* a = pr.v[A];
+      const T* u1 = pr.v[U1];
+      const T* u2 = pr.v[U2];
+      const T* vth = pr.v[VTH];
+      const T* vr = pr.v[VRESET];
+      const T* vmin = pr.v[VMIN];
+      const T* w = pr.v[WIDTH];
+      const T* off = pr.v[OFFSET];
+      for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
+      if (PARAM_GRADS)
+        for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
+      for (int64_t t = p.steps - 1; t >= 0; --t) {
+        if (t > 0) {
+          const T* __restrict__ hp = H + (t - 1) * M + e0;
+          for (int64_t i = 0; i < n; ++i) {
+            const T s = fire(hp[i] - vth[i]);
+            uprev[i] = floor_at(reset<T, SOFT>(hp[i], s, vth[i], vr[i]), vmin[i]);
+          }
+        } else {
+          for (int64_t i = 0; i < n; ++i) uprev[i] = p.u0[e0 + i];
+        }
+        const T* __restrict__ ht = H + t * M + e0;
+        const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
+        const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
+        T* __restrict__ gxt = gx + t * M + e0;
+        for (int64_t i = 0; i < n; ++i) {
+          const T h = ht[i];
+          const T z = h - vth[i];
+          const T s = fire(z);
+          const T g = window<T, SHAPE>(z, w[i], off[i]);
+          const T un = reset<T, SOFT>(h, s, vth[i], vr[i]);
+          const T pass = un > vmin[i] ? T(1) : (un == vmin[i] ? vmin_eq : T(0));
+          const T gu = gU[i] * pass;
+          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - h) * g;
+          const T gh = gst[i] * g + gu * dudh + ght[i];
+          const T U = uprev[i];
+          gxt[i] = gh;
+          gU[i] = gh * charge_slope<T, QIF>(U, a[i], u1[i], u2[i]);
+          if (PARAM_GRADS) {
+            if (QIF) {
+              acc[A][i] += gh * ((U - u1[i]) * (U - u2[i]));
+              acc[U1][i] -= gh * (a[i] * (U - u2[i]));
+              acc[U2][i] -= gh * (a[i] * (U - u1[i]));
+            } else {
+              acc[A][i] -= gh * (U - u1[i]);
+              acc[U1][i] += gh * a[i];
+            }
+            acc[VTH][i] += SOFT ? gu * (vth[i] * g - s) - gst[i] * g
+                                : gu * ((h - vr[i]) * g) - gst[i] * g;
+            if (!SOFT) acc[VRESET][i] += gu * s;
+          }
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i];
+      if (PARAM_GRADS) {
+        int64_t row = 0;
+        for (int r = 0; r < GRAD_ROWS; ++r) {
+          if (!(p.rows_mask & (1 << r))) continue;
+          std::copy(acc[r], acc[r] + n, gparams + row * M + e0);
+          ++row;
+        }
+      }
+    }
+  }
+}
+
+using Yes = std::true_type;
+using No = std::false_type;
+
+}  // namespace
+
+template <typename T>
+void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out) {
+  auto run = [&](auto qif, auto soft) {
+    forward_kernel<T, decltype(qif)::value, decltype(soft)::value>(p, x, spikes, u_out, h_out);
+  };
+  if (p.qif) p.soft ? run(Yes{}, Yes{}) : run(Yes{}, No{});
+  else p.soft ? run(No{}, Yes{}) : run(No{}, No{});
+}
+
+template <typename T>
+void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, const T* h,
+                    T* gx, T* gu0, T* gparams) {
+  auto run = [&](auto qif, auto soft, auto shape) {
+    constexpr bool Q = decltype(qif)::value, S = decltype(soft)::value;
+    constexpr int W = decltype(shape)::value;
+    if (p.rows_mask)
+      backward_kernel<T, Q, S, W, true>(p, gs, gu, gh, h, gx, gu0, gparams);
+    else
+      backward_kernel<T, Q, S, W, false>(p, gs, gu, gh, h, gx, gu0, gparams);
+  };
+  auto by_shape = [&](auto qif, auto soft) {
+    switch (p.shape) {
+      case RECT: run(qif, soft, std::integral_constant<int, RECT>{}); break;
+      case TRIANGLE: run(qif, soft, std::integral_constant<int, TRIANGLE>{}); break;
+      case SIGMOID: run(qif, soft, std::integral_constant<int, SIGMOID>{}); break;
+      default: run(qif, soft, std::integral_constant<int, ATAN>{}); break;
+    }
+  };
+  if (p.qif) p.soft ? by_shape(Yes{}, Yes{}) : by_shape(Yes{}, No{});
+  else p.soft ? by_shape(No{}, Yes{}) : by_shape(No{}, No{});
+}
+
+template void fused_forward<float>(const Problem<float>&, const float*, float*, float*, float*);
+template void fused_forward<double>(const Problem<double>&, const double*, double*, double*,
+                                    double*);
+template void fused_backward<float>(const Problem<float>&, const float*, const float*,
+                                    const float*, const float*, float*, float*, float*);
+template void fused_backward<double>(const Problem<double>&, const double*, const double*,
+                                     const double*, const double*, double*, double*, double*);
+
+}  // namespace quadfire

@@ -1,0 +1,32 @@
+// Torch-free interface of the fused CPU kernels (kernels.cpp); ops.cpp binds them to torch.
+// Keeping torch headers out of the kernel translation unit keeps the first-use compile short.
+#pragma once
+
+#include <cstdint>
+
+namespace quadfire {
+
+// Everything one fused pass needs. Per-step arrays are [steps, M] contiguous; table is
+// [ROWS, L] (neuron.h) and element e reads column (e / inner) % period (L == 1: column 0).
+template <typename T>
+struct Problem {
+  int64_t steps = 0, M = 0, L = 1, inner = 1, period = 1;
+  bool qif = true, soft = false;
+  int shape = 0;        // surrogate code, neuron.h Shape
+  T vmin_eq = T(0);     // share of the gradient passed by the floor where U == v_min exactly
+  int rows_mask = 0;    // parameter rows (bits 0..GRAD_ROWS-1) whose gradient is wanted
+  const T* table = nullptr;
+  const T* u0 = nullptr;
+};
+
+// x -> spikes, u_out (final state) and, when h_out is not null, the charged potential H.
+template <typename T>
+void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out);
+
+// Gradients from (grad spikes, grad final state, grad H), any of which may be null, and the
+// saved H: gx [steps, M], gu0 [M] and, for each wanted row in order, gparams [G, M].
+template <typename T>
+void fused_backward(const Problem<T>& p, const T* grad_spikes, const T* grad_state,
+                    const T* grad_trace, const T* h, T* gx, T* gu0, T* gparams);
+
+}  // namespace quadfire
