@@ -21,14 +21,6 @@ from typing import NamedTuple
 
 import torch
 
-from ..neurons.params import LIFParams, QIFParams
-from . import cpu, fused, gpu, pack, reference
-
-BACKENDS = ("reference", "cpu", "triton")
-
-fused.register("cpu", cpu.forward, cpu.backward)
-fused.register("triton", gpu.forward, gpu.backward)
-
 
 class NeuronOutput(NamedTuple):
     """spikes [T, N, ...]; state: membrane U after the last step [N, ...];
@@ -37,6 +29,17 @@ class NeuronOutput(NamedTuple):
     spikes: torch.Tensor
     state: torch.Tensor
     trace: torch.Tensor | None
+
+
+# Imported after NeuronOutput: quadfire.neurons imports it from here, so `import quadfire.ops`
+# first (through quadfire.neurons.params) must find it already defined.
+from ..neurons.params import LIFParams, QIFParams  # noqa: E402
+from . import cpu, fused, gpu, pack, reference  # noqa: E402
+
+BACKENDS = ("reference", "cpu", "triton")
+
+fused.register("cpu", cpu.forward, cpu.backward)
+fused.register("triton", gpu.forward, gpu.backward)
 
 
 @torch.compiler.assume_constant_result

@@ -1,0 +1,161 @@
+"""The fused CPU backend against the reference: property tests, dtypes, empty and bad input."""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+from quadfire import ops
+from quadfire.neurons import LIF, QIF
+from quadfire.ops import cpu
+
+from test_ops_strategies import assert_same, cases, run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    """Build (or load from the cache) once; a failed build must fail these tests, not skip."""
+    cpu.require()
+
+
+@given(cases())
+def test_fused_cpu_matches_reference(case):
+    neuron, x, state, trace, seed = case
+    ref = run(neuron, x, state, trace, seed, "reference")
+    fused = run(neuron, x, state, trace, seed, "cpu")
+    assert_same(ref, fused, repr(neuron), truth=lambda: run(
+        copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))
+
+
+@settings(max_examples=15)
+@given(cases(max_t=16, max_elems=1000))
+def test_fused_cpu_float64(case):
+    neuron, x, state, trace, seed = case
+    ref = run(neuron.double(), x, state, trace, seed, "reference", torch.float64)
+    fused = run(neuron, x, state, trace, seed, "cpu", torch.float64)
+    assert_same(ref, fused, repr(neuron))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("neuron", [QIF(), QIF(reset="soft"), QIF(learnable="channel", channels=3),
+                                    LIF()], ids=repr)
+def test_half_inputs_spike_like_float32_on_rounded_input(dtype, neuron):
+    torch.manual_seed(0)
+    x = (torch.randn(9, 4, 3, 5) + 0.5).to(dtype).requires_grad_()
+    out = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="cpu")
+    ref = ops.neuron_multistep(x.detach().float(), neuron.params(3), neuron.rest_state(x[0]),
+                               backend="reference")
+    assert out.spikes.dtype == dtype and out.state.dtype == torch.float32
+    assert torch.equal(out.spikes.float(), ref.spikes)
+    assert torch.equal(out.state, ref.state)
+    out.spikes.float().sum().backward()
+    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+
+
+def test_cpu_is_the_default_for_cpu_floats():
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        assert ops.select_backend(torch.zeros(2, 3, dtype=dtype)) == "cpu"
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3), (5, 0, 3), (5, 4, 0), (0, 0)])
+def test_empty_inputs_give_empty_results(shape):
+    neuron = QIF(learnable="scalar")
+    x = torch.zeros(shape, requires_grad=True)
+    u0 = torch.zeros(shape[1:], requires_grad=True)
+    out = ops.neuron_multistep(x, neuron.params(len(shape) - 1), u0, trace=True, backend="cpu")
+    assert out.spikes.shape == x.shape and out.trace.shape == x.shape
+    assert out.state.shape == u0.shape
+    (out.spikes.sum() + out.state.sum()).backward()
+    assert x.grad is None or x.grad.shape == x.shape  # nothing flows from an empty sequence
+    assert u0.grad is not None and u0.grad.shape == u0.shape
+
+
+def test_inference_saves_nothing_and_matches():
+    torch.manual_seed(1)
+    x = torch.randn(6, 2, 3, 4) + 0.5
+    neuron = QIF(learnable="channel", channels=3)
+    with torch.no_grad():
+        fused = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="cpu")
+        ref = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="reference")
+    assert torch.equal(fused.spikes, ref.spikes) and torch.equal(fused.state, ref.state)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda: torch.ones(3, 4, dtype=torch.int64), TypeError, "floating-point"),
+    (lambda: torch.ones(3, 4, dtype=torch.complex64), TypeError, "floating-point"),
+    (lambda: torch.ones(5), ValueError, r"\[T, N, ...\]"),
+])
+def test_bad_input_is_named(bad, error, match):
+    with pytest.raises(error, match=match):
+        ops.neuron_multistep(bad(), QIF().params(), torch.zeros(4), backend="cpu")
+
+
+def test_bad_state_and_backend_are_named():
+    x = torch.ones(3, 4)
+    with pytest.raises(ValueError, match=r"shape of one time step \(4,\), got \(5,\)"):
+        ops.neuron_multistep(x, QIF().params(), torch.zeros(5))
+    with pytest.raises(TypeError, match="state must be a floating-point"):
+        ops.neuron_multistep(x, QIF().params(), torch.zeros(4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        ops.neuron_multistep(x, QIF().params(), torch.zeros(4), backend="gpu")
+    with pytest.raises(ValueError, match="backend='cpu' runs CPU tensors; got a tensor on meta"):
+        ops.select_backend(torch.empty(3, 4, device="meta"), "cpu")
+
+
+def test_raw_kernel_rejects_mismatched_tensors():
+    x = torch.zeros(3, 4)
+    table = torch.zeros(8, 1)
+    with pytest.raises(RuntimeError, match="state must be a contiguous CPU tensor of 4"):
+        torch.ops.quadfire_cpu.forward(x, torch.zeros(5), table, 1, 1, True, False, True)
+    with pytest.raises(RuntimeError, match="expected float32 or float64"):
+        torch.ops.quadfire_cpu.forward(x.half(), torch.zeros(4).half(), table.half(), 1, 1, True,
+                                       False, True)
+    with pytest.raises(RuntimeError, match="parameter table"):
+        torch.ops.quadfire_cpu.forward(x, torch.zeros(4), torch.zeros(7, 1), 1, 1, True, False, True)
+
+
+def test_unpackable_parameters_fall_back_or_are_refused():
+    x = torch.randn(4, 2, 3) + 0.5
+    p = QIF().params(2)
+    odd = type(p)(**{**p.__dict__, "a": torch.full((2, 3), 0.25, dtype=torch.float64)})
+    auto = ops.neuron_multistep(x, odd, torch.zeros(2, 3))
+    ref = ops.neuron_multistep(x, odd, torch.zeros(2, 3), backend="reference")
+    assert torch.equal(auto.spikes, ref.spikes)
+    with pytest.raises(ValueError, match="cannot pack these parameters"):
+        ops.neuron_multistep(x, odd, torch.zeros(2, 3), backend="cpu")
+
+
+def _python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **env})
+
+
+def test_cached_build_is_reused_by_a_new_process():
+    r = _python("from quadfire import ops; import torch;"
+                "print(ops.select_backend(torch.zeros(2, 2)))", {})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "cpu"
+    assert "compiling" not in r.stderr
+
+
+def test_no_compiler_warns_once_and_uses_reference(tmp_path):
+    code = ("import warnings, torch\n"
+            "from quadfire import ops\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    b1 = ops.select_backend(torch.zeros(2, 2)); b2 = ops.select_backend(torch.zeros(2, 2))\n"
+            "print(b1, b2, sum('could not build' in str(m.message) for m in w))\n"
+            "try:\n"
+            "    ops.select_backend(torch.zeros(2, 2), 'cpu')\n"
+            "except RuntimeError as e:\n"
+            "    print('refused:', 'could not be built' in str(e))\n")
+    r = _python(code, {"CXX": str(tmp_path / "no-such-compiler"),
+                       "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "reference reference 1"
+    assert "refused: True" in r.stdout
