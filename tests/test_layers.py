@@ -1,5 +1,7 @@
 """Time folding, tdBN (statistics over time, scale, folding into convs) and the encoder."""
+import gc
 import math
+import weakref
 
 import pytest
 import torch
@@ -120,3 +122,31 @@ def test_encoder_errors():
         Encoder(3, 2)(torch.zeros(4, 2, 5, 5, dtype=torch.uint8))
     with pytest.raises(ValueError, match="T must be a positive int"):
         Encoder(0, 2)
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_spike_inputs_are_saved_as_uint8_with_identical_gradients(flag):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    x = (torch.rand(3, 2, 4, 6, 6) > 0.5).float()
+    x_ref, expected = weakref.ref(x), torch.autograd.grad(TimeFold(conv)(x).square().sum(), conv.weight)
+    out = TimeFold(conv, spike_input=flag)(x)
+    del x
+    gc.collect()
+    # Autograd keeps the float input alive unless it saved the uint8 copy instead.
+    assert (x_ref() is None) == flag
+    assert torch.equal(torch.autograd.grad(out.square().sum(), conv.weight)[0], expected[0])
+
+
+def test_uint8_packing_is_used_only_when_exact():
+    from quadfire.layers.spikes import as_uint8_exact
+    assert as_uint8_exact(torch.tensor([0.0, 1.0, 2.0])).dtype == torch.uint8
+    assert as_uint8_exact(torch.tensor([0.0, 0.5])) is None
+    assert as_uint8_exact(torch.tensor([-1.0, 1.0])) is None
+    assert as_uint8_exact(torch.tensor([256.0])) is None
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.randn(2, 2, 2, 5, 5, requires_grad=True)
+    g_plain = torch.autograd.grad(TimeFold(conv)(x).sum(), conv.weight)
+    g_flag = torch.autograd.grad(TimeFold(conv, spike_input=True)(x).sum(), conv.weight)
+    assert torch.equal(g_plain[0], g_flag[0])

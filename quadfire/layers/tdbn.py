@@ -75,22 +75,25 @@ class ConvBN(nn.Sequential):
     """``TimeFold(conv or linear)`` followed by `TdBN`: the unit `fold_tdbn` merges.
 
     Children are named ``conv`` (a TimeFold around nn.Conv2d or nn.Linear) and ``bn``.
+    ``spike_input`` (default True: most convs follow a neuron) is passed to the TimeFold; set
+    it False for a layer that sees analogue input, such as a stem on images.
     """
 
-    def __init__(self, layer: nn.Module, bn: TdBN):
+    def __init__(self, layer: nn.Module, bn: TdBN, spike_input: bool = True):
         out = getattr(layer, "out_channels", getattr(layer, "out_features", None))
         if out != bn.num_features:
             raise ValueError(f"ConvBN: layer has {out} outputs but TdBN has {bn.num_features} channels")
         super().__init__()
-        self.add_module("conv", TimeFold(layer))
+        self.add_module("conv", TimeFold(layer, spike_input))
         self.add_module("bn", bn)
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
-            alpha: float = 1.0, v_th: float = 1.0) -> ConvBN:
+            alpha: float = 1.0, v_th: float = 1.0, spike_input: bool = True) -> ConvBN:
     """Bias-free conv (kernel x kernel, 'same' padding by default) + tdBN."""
     pad = kernel // 2 if padding is None else padding
-    return ConvBN(nn.Conv2d(cin, cout, kernel, stride, pad, bias=False), TdBN(cout, alpha, v_th))
+    return ConvBN(nn.Conv2d(cin, cout, kernel, stride, pad, bias=False), TdBN(cout, alpha, v_th),
+                  spike_input)
 
 
 @torch.no_grad()
@@ -114,6 +117,6 @@ def fold_tdbn(model: nn.Module) -> nn.Module:
     folded = copy.deepcopy(model).eval()
     for unit in folded.modules():
         if isinstance(unit, ConvBN) and isinstance(unit.bn, TdBN):
-            unit.conv = TimeFold(fuse_conv_bn(unit.conv.module, unit.bn))
+            unit.conv = TimeFold(fuse_conv_bn(unit.conv.module, unit.bn), unit.conv.spike_input)
             unit.bn = nn.Identity()
     return folded

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .spikes import saved_as_uint8
+
 
 def check_time_major(x: torch.Tensor, min_dims: int = 3, what: str = "layer") -> None:
     """Raise a clear error unless ``x`` is a tensor [T, N, ...] with at least `min_dims` dims."""
@@ -33,13 +35,22 @@ class TimeFold(nn.Module):
     """Run a stateless `module` on ``x [T, N, ...]`` as ``module(x [T*N, ...])``.
 
     The wrapped module stays reachable as ``.module`` (an ordinary nn.Conv2d, nn.Linear, ...),
-    so exporters and monitors see the torch layer itself.
+    so exporters and monitors see the torch layer itself. With ``spike_input=True`` (for
+    layers fed by spiking neurons) the input saved for backward is stored as uint8 when that
+    is exact (`quadfire.layers.spikes`); results and gradients are unchanged.
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, spike_input: bool = False):
         super().__init__()
-        self.module = module
+        self.module, self.spike_input = module, spike_input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, 3, f"TimeFold({type(self.module).__name__})")
-        return unfold_time(self.module(fold_time(x)), x.shape[0])
+        folded = fold_time(x)
+        if not self.spike_input:
+            return unfold_time(self.module(folded), x.shape[0])
+        with saved_as_uint8(folded):
+            return unfold_time(self.module(folded), x.shape[0])
+
+    def extra_repr(self) -> str:
+        return "spike_input=True" if self.spike_input else ""

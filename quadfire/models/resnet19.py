@@ -19,12 +19,13 @@ def resnet19(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dic
     About 12.6-12.7 M parameters for 10 classes. Any input size >= 4x4 (adaptive pooling)."""
     spec = NeuronSpec(neuron, neuron_kwargs)
     body = nn.Sequential(OrderedDict(
-        stem=conv_bn(in_channels, stem_width, v_th=spec.v_th), stem_sn=spec.make(stem_width),
+        stem=conv_bn(in_channels, stem_width, v_th=spec.v_th, spike_input=False),
+        stem_sn=spec.make(stem_width),
         layer1=make_stage(SpikingBlock, stem_width, 128, 3, 1, spec),
         layer2=make_stage(SpikingBlock, 128, 256, 3, 2, spec),
         layer3=make_stage(SpikingBlock, 256, 512, 2, 2, spec),
         pool=TimeFold(nn.AdaptiveAvgPool2d(1)), flatten=TimeFold(nn.Flatten()),
         fc1=TimeFold(nn.Linear(512, 256)), fc1_sn=spec.make(256),
-        fc2=TimeFold(nn.Linear(256, num_classes)),
+        fc2=TimeFold(nn.Linear(256, num_classes), spike_input=True),
     ))
     return SpikingNet(Encoder(T, in_channels), body, num_classes)

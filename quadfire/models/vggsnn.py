@@ -19,13 +19,16 @@ def vggsnn(neuron="qif", T: int = 10, num_classes: int = 10, neuron_kwargs: dict
     if image_size < 16 or image_size % 16:
         raise ValueError(f"vggsnn needs image_size a positive multiple of 16 (4 pools), got {image_size!r}")
     spec = NeuronSpec(neuron, neuron_kwargs)
-    layers, c = [], in_channels
+    layers, c, after_neuron = [], in_channels, False
     for item in PLAN:
         if item == "P":
             layers.append(TimeFold(nn.AvgPool2d(2)))
         else:
-            layers += [conv_bn(c, item, v_th=spec.v_th), spec.make(item)]
+            # A conv right after a neuron sees spikes; after the input or a pool it sees
+            # fractional values, which stay float.
+            layers += [conv_bn(c, item, v_th=spec.v_th, spike_input=after_neuron), spec.make(item)]
             c = item
+        after_neuron = item != "P"
     side = image_size // 16
     layers += [TimeFold(nn.Flatten()), TimeFold(nn.Linear(c * side * side, num_classes))]
     return SpikingNet(Encoder(T, in_channels), nn.Sequential(*layers), num_classes)
