@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import random
 import time
 from pathlib import Path
@@ -242,7 +243,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool) -> d
     if info.main:
         save_yaml(cfg, run_dir / "config.yaml")
     test = {"acc": float("nan"), "loss": float("nan")}
-    epoch, stopped = first_epoch, False
+    done, stopped = first_epoch, False
     with StopRequest() as stop:
         for epoch in range(first_epoch, cfg.epochs):
             start_epoch(run.train_loader, cfg, epoch, info.rank)
@@ -254,18 +255,39 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool) -> d
                     checkpoint.save(checkpoint_state(run, epoch, train["steps"], best), ckpt_path)
                 break
             test = evaluate(run.net, run.test_loader, info, cfg.amp)
-            best = max(best, test["acc"])
+            best, done = max(best, test["acc"]), epoch + 1
             log.epoch(epoch, {"lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
                               "test_loss": test["loss"], "test_acc": test["acc"]})
             if info.main:
-                checkpoint.save(checkpoint_state(run, epoch + 1, 0, best), ckpt_path)
+                checkpoint.save(checkpoint_state(run, done, 0, best), ckpt_path)
             if info.main and cfg.progress:
-                tqdm.write(f"[{cfg.run_id}] epoch {epoch + 1}/{cfg.epochs} lr {lr:.3g} "
+                tqdm.write(f"[{cfg.run_id}] epoch {done}/{cfg.epochs} lr {lr:.3g} "
                            f"train loss {train['loss']:.4f} acc {train['acc']:.2f}% | test loss "
                            f"{test['loss']:.4f} acc {test['acc']:.2f}%")
+            if done < cfg.epochs and stop.agreed(info):  # signalled during evaluation
+                stopped = True
+                break
     log.close()
-    if info.distributed:
-        dist.barrier()
+    digests = replica_digests(run.model, info)
     return write_report(run, test, best, stopped=stopped, stop_signal=stop.signal,
-                        epochs_done=epoch + (0 if stopped else 1), wall_s=time.time() - t0,
-                        smoke=smoke)
+                        epochs_done=done, wall_s=time.time() - t0,
+                        smoke=smoke, replica_digests=digests)
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, bit for bit."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def replica_digests(model: nn.Module, info: distributed.DistInfo) -> list[str]:
+    """Every rank's `state_digest` (rank order): DDP replicas must all agree."""
+    digest = state_digest(model)
+    if not info.distributed:
+        return [digest]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, digest)
+    return out

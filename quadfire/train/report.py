@@ -16,7 +16,7 @@ def firing_summary(model, loader, device, max_batches: int | None) -> dict:
 
 
 def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, epochs_done: int,
-                 wall_s: float, smoke: bool) -> dict:
+                 wall_s: float, smoke: bool, replica_digests: list[str]) -> dict:
     cfg = run.cfg
     report = {
         "run": cfg.run_id, "recipe": cfg.name, "model": cfg.model, "neuron": cfg.neuron,
@@ -28,6 +28,8 @@ def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, ep
         "test_loss": test["loss"], "epochs_completed": epochs_done, "epochs": cfg.epochs,
         "interrupted": stopped, "signal": stop_signal, "smoke": smoke,
         "world_size": run.dist.world_size,
+        "replica_digests": replica_digests,
+        "replicas_identical": len(set(replica_digests)) == 1,
         "parameters": sum(p.numel() for p in run.model.parameters()),
         "wall_s": wall_s,
     }
