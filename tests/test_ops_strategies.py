@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from hypothesis import assume
+from hypothesis import assume, currently_in_test_context
 from hypothesis import strategies as st
 
 from quadfire import ops
@@ -122,7 +122,10 @@ def assert_same(ref, fused, what="", truth=None):
     twice the float32 reference's own error.
     """
     (r_out, r_grads), (f_out, f_grads) = ref, fused
-    assume(finite(r_grads))  # a soft-reset QIF can run away to inf; nothing to compare then
+    if currently_in_test_context():
+        assume(finite(r_grads))  # a soft-reset QIF can run away to inf; nothing to compare then
+    else:
+        assert finite(r_grads), f"the reference gradients overflow {what}: pick another case"
     assert r_out.spikes.dtype == f_out.spikes.dtype and r_out.spikes.shape == f_out.spikes.shape
     assert torch.equal(r_out.spikes, f_out.spikes), f"spikes differ {what}"
     assert torch.equal(r_out.state, f_out.state), f"state differs {what}"
@@ -142,7 +145,9 @@ def assert_same(ref, fused, what="", truth=None):
         if exact is None:
             exact = truth()
             # float64 rounding may move an H across the threshold: then there is no judge
-            assume(torch.equal(exact[0].spikes.to(r_out.spikes.dtype), r_out.spikes))
+            same = torch.equal(exact[0].spikes.to(r_out.spikes.dtype), r_out.spikes)
+            assert same or currently_in_test_context(), f"float64 spikes differ {what}"
+            assume(same)
         t = exact[1][i].to(r.dtype)
         ok = (f - t).abs() <= RTOL * scale + RTOL * t.abs() + 2 * (r - t).abs()
         assert bool(ok.all()), (f"gradient {i} {what}: fused error {(f - t).abs().max().item():g} "

@@ -1,0 +1,96 @@
+"""The Triton kernels against the reference, run on CPU by Triton's interpreter.
+
+TRITON_INTERPRET=1 must be set before triton is imported, so the interpreted tests run in a
+child pytest process (`test_interpreted_kernels`) that has it set; in the parent process they
+are skipped. Interpretation is slow, so the cases are small.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+from quadfire import ops
+from quadfire.neurons import LIF, PLIF, QIF
+from quadfire.ops import gpu
+
+from test_ops_strategies import assert_same, cases, run
+
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+interpreted = pytest.mark.skipif(not INTERPRETING,
+                                 reason="runs in the TRITON_INTERPRET=1 child process")
+# The interpreter evaluates kernels with numpy, which warns where a runaway soft-reset QIF
+# overflows to inf; the reference overflows identically, silently.
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                                        "ignore:invalid value encountered:RuntimeWarning")
+
+
+def test_interpreted_kernels():
+    if INTERPRETING:
+        pytest.skip("this is the child process")
+    pytest.importorskip("triton")
+    r = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-x", "-p", "no:cacheprovider"],
+                       capture_output=True, text=True, timeout=200,
+                       env={**os.environ, "TRITON_INTERPRET": "1"})
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout
+
+
+@interpreted
+@settings(max_examples=20)
+@given(cases(max_t=64, max_elems=800))
+def test_triton_matches_reference(case):
+    neuron, x, state, trace, seed = case
+    ref = run(neuron, x, state, trace, seed, "reference")
+    fused = run(neuron, x, state, trace, seed, "triton")
+    assert_same(ref, fused, repr(neuron))
+
+
+@interpreted
+@pytest.mark.parametrize("steps", [1, 64])
+def test_triton_long_and_short_sequences(steps):
+    neuron = QIF(learnable="channel", channels=2, surrogate="noise")
+    x = torch.randn(steps, 3, 2, 5, generator=torch.Generator().manual_seed(steps)) + 0.4
+    assert_same(run(neuron, x, None, True, steps, "reference"),
+                run(neuron, x, None, True, steps, "triton"), f"T={steps}")
+
+
+@interpreted
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("neuron", [QIF(), QIF(reset="soft", surrogate="atan"),
+                                    PLIF(learnable="channel", channels=3), LIF()], ids=repr)
+def test_triton_half_inputs(dtype, neuron):
+    x = ((torch.randn(7, 4, 3, 2, generator=torch.Generator().manual_seed(3)) + 0.5)
+         .to(dtype).requires_grad_())
+    out = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="triton")
+    ref = ops.neuron_multistep(x.detach().float(), neuron.params(3), neuron.rest_state(x[0]),
+                               backend="reference")
+    assert out.spikes.dtype == dtype and out.state.dtype == torch.float32
+    assert torch.equal(out.spikes.float(), ref.spikes) and torch.equal(out.state, ref.state)
+    out.spikes.float().sum().backward()
+    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+
+
+@interpreted
+def test_triton_refuses_float64():
+    with pytest.raises(ValueError, match="backend='triton' runs .*got torch.float64"):
+        ops.neuron_multistep(torch.ones(2, 3, dtype=torch.float64), QIF().params(),
+                             torch.zeros(3, dtype=torch.float64), backend="triton")
+
+
+def test_triton_needs_cuda_or_the_interpreter():
+    if INTERPRETING:
+        pytest.skip("CPU tensors are valid for Triton under the interpreter")
+    with pytest.raises(ValueError, match="backend='triton' runs CUDA tensors .* got a tensor on cpu"):
+        ops.neuron_multistep(torch.ones(2, 3), QIF().params(), torch.zeros(3), backend="triton")
+
+
+def test_cuda_without_triton_is_named(monkeypatch):
+    monkeypatch.setattr(gpu, "installed", lambda: False)
+    with pytest.raises(RuntimeError, match="needs the triton package"):
+        gpu.require(torch.device("cuda"))
+    assert not gpu.available()
