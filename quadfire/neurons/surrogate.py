@@ -48,7 +48,12 @@ class Window:
         if self.shape not in SHAPES:
             raise ValueError(f"surrogate shape must be one of {SHAPES}, got {self.shape!r}")
         w = self.width
-        ok = bool((w > 0).all()) if isinstance(w, torch.Tensor) else (w == w and w > 0)
+        if isinstance(w, torch.Tensor):
+            # under torch.compile a data-dependent check would break the graph; tensor widths
+            # come from qif_window on validated parameters, so eager checking is enough
+            ok = torch.compiler.is_compiling() or bool((w > 0).all())
+        else:
+            ok = w == w and w > 0
         if not ok:
             raise ValueError(f"surrogate width must be > 0, got {w!r}")
 
