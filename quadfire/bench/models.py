@@ -179,7 +179,7 @@ def parse_args(argv):
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--json", help="also write the results to this JSON file")
