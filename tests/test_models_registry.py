@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from quadfire.layers import TdBN
 from quadfire.models import create_model, list_models, register_model
 from quadfire.neurons import NEURONS, QIF
 from quadfire.neurons.base import MultiStepNeuron
@@ -39,13 +40,23 @@ def test_neuron_instance_is_copied_per_layer():
     qifs = [m for m in model.modules() if isinstance(m, QIF)]
     assert len(qifs) == 3 and len({id(q) for q in qifs}) == 3
     assert all(q.a == 0.5 for q in qifs)
-    assert all(bn.v_th == 1.5 for bn in model.modules() if type(bn).__name__ == "TdBN")
+    assert all(bn.v_th == 1.5 for bn in model.modules() if isinstance(bn, TdBN))
 
 
 def test_v_th_from_neuron_kwargs_sets_tdbn_scale():
     model = create_model("convnet", neuron="lif", neuron_kwargs={"v_th": 0.5})
-    bns = [m for m in model.modules() if type(m).__name__ == "TdBN"]
+    bns = [m for m in model.modules() if isinstance(m, TdBN)]
     assert bns and all(bn.scale == 0.5 for bn in bns)
+
+
+def test_factory_neuron_with_v_th_for_tdbn():
+    model = create_model("convnet", neuron=lambda c: QIF(v_th=2.0), neuron_kwargs={"v_th": 2.0})
+    assert all(bn.scale == 2.0 for bn in model.modules() if isinstance(bn, TdBN))
+    assert model(torch.rand(2, 1, 8, 8)).shape == (4, 2, 10)
+    with pytest.raises(ValueError, match="may only hold 'v_th'"):
+        create_model("convnet", neuron=lambda c: QIF(), neuron_kwargs={"a": 0.3})
+    with pytest.raises(ValueError, match="cannot be applied to a neuron instance"):
+        create_model("convnet", neuron=QIF(), neuron_kwargs={"a": 0.3})
 
 
 def test_bad_input_errors_name_the_problem():

@@ -128,7 +128,8 @@ def measure(row: str, T: int, batch: int, size: int, steps: int, warmup: int,
 
     for _ in range(warmup):
         out = step()
-    assert out.shape == (T, batch, 10), out.shape
+    if out.shape != (T, batch, 10):
+        raise RuntimeError(f"{row} ResNet-19 returned {tuple(out.shape)}, expected {(T, batch, 10)}")
     rest = _rss_kib("VmRSS")
     exact = _reset_peak()
     times = []
@@ -139,7 +140,8 @@ def measure(row: str, T: int, batch: int, size: int, steps: int, warmup: int,
     peak = _rss_kib("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"row": row, "images_per_s": batch / statistics.median(times),
             "step_s_min": min(times), "step_s_median": statistics.median(times),
-            "peak_step_mib": (peak - rest) / 1024, "resident_mib": rest / 1024,
+            # Clamped at 0: a step too small to grow the resident set can even shrink it.
+            "peak_step_mib": max(0, peak - rest) / 1024, "resident_mib": rest / 1024,
             "params": sum(p.numel() for p in model.parameters()), "exact_peak": exact}
 
 

@@ -15,7 +15,9 @@ from ..neurons.base import MultiStepNeuron
 
 class NeuronSpec:
     """A model's neuron choice: ``make(channels)`` builds one spiking layer, ``v_th`` is the
-    threshold tdBN scales to (the ``v_th`` neuron kwarg, else the instance's, else 1.0)."""
+    threshold tdBN scales to (the ``v_th`` neuron kwarg, else the instance's, else 1.0).
+    For a factory, ``neuron_kwargs`` may only give ``v_th``, since the factory builds the
+    neuron itself."""
 
     def __init__(self, neuron="qif", neuron_kwargs: dict | None = None):
         kwargs = dict(neuron_kwargs or {})
@@ -29,6 +31,10 @@ class NeuronSpec:
         elif isinstance(neuron, nn.Module):
             raise TypeError(f"neuron must be a name, a factory or a MultiStepNeuron, "
                             f"got the module {type(neuron).__name__}")
+        elif callable(neuron) and set(kwargs) - {"v_th"}:
+            # A factory is called as factory(channels); only v_th (for tdBN) can apply.
+            raise ValueError(f"neuron_kwargs for a neuron factory may only hold 'v_th' (the "
+                             f"tdBN scale); got {sorted(kwargs)}")
         else:
             self._make = neuron_factory(neuron, **kwargs)
             self.v_th = float(kwargs.get("v_th", 1.0))
