@@ -51,7 +51,7 @@ def test_custom_ops_pass_opcheck(op):
         _, _, h = fwd(*args)
         args = (torch.randn(5, 12), torch.randn(12), None, h.detach(), u0.detach(),
                 table.detach(), t.inner, t.period, True, False, 0, t.vmin_eq, t.rows_mask,
-                torch.float32)
+                True, torch.float32)
         fwd = bwd
     result = torch.library.opcheck(fwd, args)
     assert all(v == "SUCCESS" for v in result.values()), result

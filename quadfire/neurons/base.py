@@ -52,8 +52,10 @@ class MultiStepNeuron(nn.Module):
         p = self.params(x_step.dim())
         dt = torch.float64 if x_step.dtype == torch.float64 else torch.float32
         rest = rest_potential(p)
-        rest = rest.detach() if isinstance(rest, torch.Tensor) else rest
-        return torch.zeros(x_step.shape, dtype=dt, device=x_step.device) + rest
+        if isinstance(rest, torch.Tensor):
+            return torch.zeros(x_step.shape, dtype=dt, device=x_step.device) + rest.detach()
+        # one pass over [N, ...] instead of two: at 4M neurons this is not free next to a fused step
+        return torch.full(x_step.shape, rest, dtype=dt, device=x_step.device)
 
     def run(self, x: torch.Tensor, state: torch.Tensor | None = None,
             trace: bool = False) -> NeuronOutput:

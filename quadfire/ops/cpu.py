@@ -121,7 +121,8 @@ def forward(x, u0, table, inner, period, qif, soft, need_h):
 
 
 def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, qif, soft, shape,
-             vmin_eq, rows_mask, x_dtype):
+             vmin_eq, rows_mask, need_state_grad, x_dtype):
     """Raw fused backward; gradients come out in the compute dtype, which is x's here."""
     return tuple(require().backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner,
-                                    period, qif, soft, shape, vmin_eq, rows_mask))
+                                    period, qif, soft, shape, vmin_eq, rows_mask,
+                                    need_state_grad))

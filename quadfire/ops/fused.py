@@ -5,7 +5,8 @@ functions on flattened tensors and is registered here as the operators
 ``quadfire::<backend>_forward`` and ``quadfire::<backend>_backward``:
 
     forward(x [T, M], u0 [M], table [8, L], ...) -> (spikes [T, M], state [M], H [T, M] or [0])
-    backward(grad spikes, grad state, grad H, H, u0, table, ...) -> (grad x, grad u0, grad rows [G, M])
+    backward(grad spikes, grad state, grad H, H, u0, table, ...) -> (grad x, grad u0 or [0],
+                                                                      grad rows [G, M])
 
 The fake kernels give torch.compile the output shapes without running anything, so a network
 of fused neurons compiles with ``fullgraph=True``. Forward saves H alone (plus u0 and the tiny
@@ -48,18 +49,21 @@ def register(name: str, forward_impl: Callable, backward_impl: Callable) -> None
     def backward(grad_spikes: Optional[Tensor], grad_state: Optional[Tensor],
                  grad_trace: Optional[Tensor], h: Tensor, u0: Tensor, table: Tensor, inner: int,
                  period: int, qif: bool, soft: bool, shape: int, vmin_eq: float, rows_mask: int,
-                 x_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+                 need_state_grad: bool, x_dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
         return backward_impl(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period,
-                             qif, soft, shape, vmin_eq, rows_mask, x_dtype)
+                             qif, soft, shape, vmin_eq, rows_mask, need_state_grad, x_dtype)
 
     @backward.register_fake
     def _(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, qif, soft, shape,
-          vmin_eq, rows_mask, x_dtype):
-        return (h.new_empty(h.shape, dtype=x_dtype), torch.empty_like(u0),
+          vmin_eq, rows_mask, need_state_grad, x_dtype):
+        gu0 = torch.empty_like(u0) if need_state_grad else u0.new_empty((0,))
+        return (h.new_empty(h.shape, dtype=x_dtype), gu0,
                 h.new_empty((_popcount(rows_mask), h.shape[1])))
 
     def setup_context(ctx, inputs, output):
         x, u0, table, inner, period, qif, soft, shape, vmin_eq, rows_mask, need_h = inputs
+        # unused outputs (final state, trace) get None, not a materialized [T, M] of zeros
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(output[2], u0, table)
         ctx.config = (inner, period, qif, soft, shape, vmin_eq, rows_mask)
         ctx.x_dtype = x.dtype
@@ -68,12 +72,14 @@ def register(name: str, forward_impl: Callable, backward_impl: Callable) -> None
         h, u0, table = ctx.saved_tensors
         inner, period, qif, soft, shape, vmin_eq, rows_mask = ctx.config
         cont = (lambda g: None if g is None else g.contiguous())
-        gx, gu0, rows = backward(cont(grad_spikes), cont(grad_state), cont(grad_trace), h, u0, table,
-                                 inner, period, qif, soft, shape, vmin_eq, rows_mask, ctx.x_dtype)
+        need_state_grad = ctx.needs_input_grad[1]
+        gx, gu0, rows = backward(cont(grad_spikes), cont(grad_state), cont(grad_trace), h, u0,
+                                 table, inner, period, qif, soft, shape, vmin_eq, rows_mask,
+                                 need_state_grad, ctx.x_dtype)
         g_table = None
         if ctx.needs_input_grad[2]:
             g_table = _table_grad(rows, table, inner, period, rows_mask)
-        return (gx, gu0 if ctx.needs_input_grad[1] else None, g_table) + (None,) * 8
+        return (gx, gu0 if need_state_grad else None, g_table) + (None,) * 8
 
     forward.register_autograd(grad_fn, setup_context=setup_context)
     OPS[name] = (forward, backward)

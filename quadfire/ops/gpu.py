@@ -66,7 +66,7 @@ def forward(x, u0, table, inner, period, qif, soft, need_h):
 
 
 def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, qif, soft, shape,
-             vmin_eq, rows_mask, x_dtype):
+             vmin_eq, rows_mask, need_state_grad, x_dtype):
     """Raw fused backward: (grad x in x_dtype, grad u0, per-element parameter grads [G, M])."""
     k = _kernels()
     steps, m = h.shape
@@ -87,4 +87,4 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, q
         HAS_GU=grad_state is not None, HAS_GH=grad_trace is not None, SLOT_A=slots[0],
         SLOT_U1=slots[1], SLOT_U2=slots[2], SLOT_VTH=slots[3], SLOT_VR=slots[4], BLOCK=BLOCK,
         num_warps=NUM_WARPS, enable_fp_fusion=False)
-    return gx, gu0, gp
+    return gx, (gu0 if need_state_grad else gu0.new_empty((0,))), gp

@@ -142,7 +142,8 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
           }
         }
       }
-      for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i];
+      if (gu0)
+        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i];
       if (PARAM_GRADS) {
         int64_t row = 0;
         for (int r = 0; r < GRAD_ROWS; ++r) {

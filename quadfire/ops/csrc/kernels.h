@@ -24,7 +24,8 @@ template <typename T>
 void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out);
 
 // Gradients from (grad spikes, grad final state, grad H), any of which may be null, and the
-// saved H: gx [steps, M], gu0 [M] and, for each wanted row in order, gparams [G, M].
+// saved H: gx [steps, M], gu0 [M] (skipped when null) and, for each wanted row in order,
+// gparams [G, M].
 template <typename T>
 void fused_backward(const Problem<T>& p, const T* grad_spikes, const T* grad_state,
                     const T* grad_trace, const T* h, T* gx, T* gu0, T* gparams);

@@ -5,9 +5,12 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
-#include <ATen/ops/empty_like.h>
+#include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <optional>
 #include <vector>
 
@@ -37,6 +40,26 @@ void check_inputs(const at::Tensor& steps, const at::Tensor& u0, const at::Tenso
   TORCH_CHECK(inner >= 1 && period >= 1 && (table.size(1) == 1 || table.size(1) == period),
               "quadfire cpu kernel: bad parameter mapping inner=", inner, " period=", period,
               " for a table of ", table.size(1), " columns");
+}
+
+// Large outputs are backed by transparent huge pages where the kernel allows it. A fresh
+// [T, M] output is written exactly once, and with 4 KiB pages the page faults of that first
+// touch cost as much as the kernel itself on common Linux hosts; 2 MiB pages make them ~512x
+// rarer. Small outputs and systems without THP use the ordinary allocator.
+constexpr size_t HUGE_PAGE = size_t(2) << 20;
+
+at::Tensor output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  int64_t numel = 1;
+  for (auto n : sizes) numel *= n;
+  const size_t nbytes = size_t(numel) * options.dtype().itemsize();
+  if (nbytes < 4 * HUGE_PAGE) return at::empty(sizes, options);
+  const size_t rounded = (nbytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+  void* data = std::aligned_alloc(HUGE_PAGE, rounded);
+  if (data == nullptr) return at::empty(sizes, options);
+#ifdef MADV_HUGEPAGE
+  madvise(data, rounded, MADV_HUGEPAGE);  // advisory: failure just means small pages
+#endif
+  return at::from_blob(data, sizes, [](void* p) { std::free(p); }, options);
 }
 
 template <typename T>
@@ -70,9 +93,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& x, cons
                                                        int64_t period, bool qif, bool soft,
                                                        bool need_h) {
   check_inputs(x, u0, table, inner, period);
-  auto spikes = at::empty_like(x);
-  auto u_out = at::empty({x.size(1)}, x.options());
-  auto h = need_h ? at::empty_like(x) : at::empty({0}, x.options());
+  auto spikes = output(x.sizes(), x.options());
+  auto u_out = output({x.size(1)}, x.options());
+  auto h = need_h ? output(x.sizes(), x.options()) : at::empty({0}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "quadfire_cpu_forward", [&] {
     const auto p = problem<scalar_t>(x, u0, table, inner, period, qif, soft);
     fused_forward<scalar_t>(p, x.data_ptr<scalar_t>(), spikes.data_ptr<scalar_t>(),
@@ -85,7 +108,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
     const std::optional<at::Tensor>& grad_spikes, const std::optional<at::Tensor>& grad_state,
     const std::optional<at::Tensor>& grad_trace, const at::Tensor& h, const at::Tensor& u0,
     const at::Tensor& table, int64_t inner, int64_t period, bool qif, bool soft, int64_t shape,
-    double vmin_eq, int64_t rows_mask) {
+    double vmin_eq, int64_t rows_mask, bool need_state_grad) {
   check_inputs(h, u0, table, inner, period);
   TORCH_CHECK(shape >= RECT && shape <= ATAN,
               "quadfire cpu kernel: surrogate shape code must be 0..3, got ", shape);
@@ -95,8 +118,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
   const int64_t M = h.size(1);
   int64_t G = 0;
   for (int r = 0; r < GRAD_ROWS; ++r) G += (rows_mask >> r) & 1;
-  auto gx = at::empty_like(h);
-  auto gu0 = at::empty({M}, h.options());
+  auto gx = output(h.sizes(), h.options());
+  auto gu0 = need_state_grad ? output({M}, h.options()) : at::empty({0}, h.options());
   auto gp = at::empty({G, M}, h.options());
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "quadfire_cpu_backward", [&] {
     using T = scalar_t;
@@ -108,7 +131,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
     fused_backward<T>(p, ptr_or_null<T>(grad_spikes, h, "grad of spikes"),
                       ptr_or_null<T>(grad_state, state_like, "grad of state"),
                       ptr_or_null<T>(grad_trace, h, "grad of trace"), h.data_ptr<T>(),
-                      gx.data_ptr<T>(), gu0.data_ptr<T>(), G ? gp.data_ptr<T>() : nullptr);
+                      gx.data_ptr<T>(), need_state_grad ? gu0.data_ptr<T>() : nullptr,
+                      G ? gp.data_ptr<T>() : nullptr);
   });
   return {gx, gu0, gp};
 }
@@ -121,7 +145,7 @@ TORCH_LIBRARY(quadfire_cpu, m) {
         "bool need_h) -> (Tensor, Tensor, Tensor)");
   m.def("backward(Tensor? grad_spikes, Tensor? grad_state, Tensor? grad_trace, Tensor h, "
         "Tensor u0, Tensor table, int inner, int period, bool qif, bool soft, int shape, "
-        "float vmin_eq, int rows_mask) -> (Tensor, Tensor, Tensor)");
+        "float vmin_eq, int rows_mask, bool need_state_grad) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(quadfire_cpu, CPU, m) {

@@ -1,0 +1,243 @@
+"""`quadfire bench neurons`: forward+backward time and peak memory of one spiking layer.
+
+Each row runs a multi-step layer of about 4M neurons (float32, time-major [T, M]) forward and
+backward for T in {4, 8, 32}: quadfire's reference loop and fused kernels, SpikingJelly 2.0
+QIFNode and LIFNode (multi-step, the library's own default dispatch on that device),
+snnTorch Leaky (stepped in a Python loop, its API) and Norse LIF, plus a bandwidth yardstick:
+out-of-place copies (`clone`) of the bytes the fused kernels must move, 3 [T, M] arrays read
+and 3 written (forward reads X, writes S and H; backward reads dS and H, writes dX).
+
+Every (row, T) runs in a fresh subprocess, so a peer's caches or a crash cannot leak into the
+next row and peak memory is per row: CPU peak is the resident-set high-water mark above the
+pre-run level (Linux /proc), CUDA peak is torch.cuda.max_memory_allocated. Time is the minimum
+over the repeats. Peers that are not installed are reported as such (pip install '.[bench]').
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROWS = ("copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-lif", "sj-qif", "sj-lif",
+        "snntorch-leaky", "norse-lif")
+LABELS = {
+    "copy": "tensor copy (same bytes)", "quadfire-reference": "quadfire QIF reference",
+    "quadfire-fused": "quadfire QIF fused", "quadfire-fused-lif": "quadfire LIF fused",
+    "sj-qif": "SpikingJelly QIFNode", "sj-lif": "SpikingJelly LIFNode",
+    "snntorch-leaky": "snnTorch Leaky", "norse-lif": "Norse LIF",
+}
+PEERS = {"sj-qif": "spikingjelly", "sj-lif": "spikingjelly", "snntorch-leaky": "snntorch",
+         "norse-lif": "norse"}
+
+
+def _layer(row: str, device: str):
+    """A function x [T, M] -> spikes [T, M] with autograd, for one row."""
+    import torch
+
+    if row.startswith("quadfire"):
+        from quadfire.neurons import LIF, QIF
+
+        neuron = LIF() if row.endswith("lif") else QIF()
+        neuron.backend = "reference" if row == "quadfire-reference" else None
+        return neuron
+    if row.startswith("sj"):
+        from spikingjelly.activation_based import functional, neuron
+
+        node = (neuron.QIFNode if row == "sj-qif" else neuron.LIFNode)(step_mode="m").to(device)
+
+        def run(x):
+            functional.reset_net(node)
+            return node(x)
+        return run
+    if row == "snntorch-leaky":
+        import snntorch
+
+        leaky = snntorch.Leaky(beta=0.5, init_hidden=False).to(device)
+
+        def run(x):
+            mem = torch.zeros_like(x[0])
+            spikes = []
+            for xt in x.unbind(0):
+                spk, mem = leaky(xt, mem)
+                spikes.append(spk)
+            return torch.stack(spikes)
+        return run
+    if row == "norse-lif":
+        import norse.torch as norse
+
+        lif = norse.LIF().to(device)
+        return lambda x: lif(x)[0]
+    raise ValueError(f"unknown row {row!r}; expected one of {ROWS}")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _hwm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _reset_hwm() -> bool:
+    try:  # "5" resets the resident-set high-water mark (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(row: str, steps: int, neurons: int, repeats: int, device: str, budget: float) -> dict:
+    """Time and peak memory of one row in this process; returns a JSON-able dict."""
+    import torch
+
+    torch.manual_seed(0)
+    x = (torch.randn(steps, neurons, device=device) * 0.6 + 0.3).requires_grad_()
+    grad = torch.randn(steps, neurons, device=device)
+    if row == "copy":
+        srcs = (x.detach(), grad, torch.randn(steps, neurons, device=device))
+
+        def once():
+            return [s.clone() for s in srcs]
+    else:
+        layer = _layer(row, device)
+
+        def once(x=x, grad=grad):
+            x.grad = None
+            out = layer(x)
+            out.backward(grad)
+            return out
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    # warm-up (lazy builds, kernel compiles): at full size on CUDA, where it is cheap, on a
+    # slice on CPU, where a slow row would otherwise pay a whole extra run
+    small = x if device == "cuda" else x.detach()[:, :4096].clone().requires_grad_()
+    once(small, grad[:, :small.shape[1]]) if row != "copy" else once()
+    sync()
+    gc.collect()
+    if device == "cuda":
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        exact = _reset_hwm()
+        base = _rss_bytes()
+    start = time.perf_counter()
+    result = once()
+    sync()
+    times = [time.perf_counter() - start]
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = _hwm_bytes() - base if exact else float("nan")
+    del result
+    while len(times) < repeats and sum(times) < budget:
+        start = time.perf_counter()
+        once()
+        sync()
+        times.append(time.perf_counter() - start)
+    return {"row": row, "steps": steps, "time_s": min(times), "runs": len(times), "times_s": times,
+            "peak_bytes": peak}
+
+
+def _run_row(row: str, steps: int, args) -> dict:
+    peer = PEERS.get(row)
+    if peer:
+        import importlib.util
+
+        if importlib.util.find_spec(peer) is None:
+            return {"row": row, "steps": steps, "error": f"{peer} not installed "
+                                                         f"(pip install '.[bench]')"}
+    cmd = [sys.executable, "-m", "quadfire.bench.neurons", "--worker", row, "--steps", str(steps),
+           "--neurons", str(args.neurons), "--repeats", str(args.repeats), "--device", args.device,
+           "--budget", str(args.budget)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"row": row, "steps": steps, "error": f"timed out after {args.timeout} s"}
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"row": row, "steps": steps, "error": f"failed: {tail[:160]}"}
+    return json.loads(lines[-1])
+
+
+def table(results: list[dict], neurons: int) -> str:
+    """Markdown table: time, ratio to quadfire fused QIF, peak memory, effective bandwidth."""
+    lines = ["| T | row | fwd+bwd ms | x fused QIF | peak MB | GB/s (fused bytes) |",
+             "|---|---|---|---|---|---|"]
+    for steps in sorted({r["steps"] for r in results}):
+        rows = [r for r in results if r["steps"] == steps]
+        fused = next((r for r in rows if r["row"] == "quadfire-fused" and "time_s" in r), None)
+        moved = 6 * steps * neurons * 4  # bytes the fused kernels must move, float32
+        for r in rows:
+            if "error" in r:
+                lines.append(f"| {steps} | {LABELS[r['row']]} | {r['error']} | | | |")
+                continue
+            ratio = f"{r['time_s'] / fused['time_s']:.2f}" if fused else "-"
+            bw = f"{moved / r['time_s'] / 1e9:.2f}" if r["row"] in ("copy", "quadfire-fused") else ""
+            peak = r["peak_bytes"] / 2**20
+            lines.append(f"| {steps} | {LABELS[r['row']]} | {r['time_s'] * 1e3:.1f} | {ratio} | "
+                         f"{peak:.0f} | {bw} |")
+    return "\n".join(lines)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="quadfire bench neurons", description=__doc__.split("\n")[0])
+    p.add_argument("--neurons", type=int, default=1 << 22, help="neurons per time step (default 4M)")
+    p.add_argument("--steps", type=int, nargs="+", default=[4, 8, 32], help="values of T")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per row (min is reported)")
+    p.add_argument("--budget", type=float, default=6.0,
+                   help="seconds of timed runs per row after which repeats stop early")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per row")
+    p.add_argument("--json", default=None, help="also write the raw results to this file")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.neurons < 1 or any(t < 1 for t in args.steps) or args.repeats < 1:
+        p.error(f"--neurons, --steps and --repeats must be positive, got {args.neurons}, "
+                f"{args.steps}, {args.repeats}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.worker:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(worker(args.worker, args.steps[0], args.neurons, args.repeats,
+                                args.device, args.budget)))
+        return 0
+    results = []
+    start = time.perf_counter()
+    for steps in args.steps:
+        for row in args.rows:
+            results.append(_run_row(row, steps, args))
+            print(f"T={steps} {LABELS[row]}: " + (results[-1].get("error") or
+                  f"{results[-1]['time_s'] * 1e3:.1f} ms"), file=sys.stderr, flush=True)
+    print(f"# quadfire bench neurons: {args.neurons} neurons, float32, {args.device}, "
+          f"{args.threads} threads, {time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s")
+    print(table(results, args.neurons))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
