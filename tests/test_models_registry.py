@@ -78,3 +78,15 @@ def test_register_refuses_a_duplicate_name():
         raise AssertionError
     with pytest.raises(ValueError, match="already registered"):
         register_model(convnet)
+
+
+def test_model_compiles_as_one_graph_and_matches_eager():
+    torch.manual_seed(0)
+    model = create_model("convnet")
+    x = torch.rand(3, 1, 8, 8)
+    eager = model(x)
+    (g_eager,) = torch.autograd.grad(eager.square().sum(), model.body[0].conv.module.weight)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")(x)
+    (g_comp,) = torch.autograd.grad(compiled.square().sum(), model.body[0].conv.module.weight)
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(g_comp, g_eager)
