@@ -7,7 +7,8 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("quadfire.train.commands", "quadfire.bench.commands")
+COMMAND_MODULES = ("quadfire.train.commands", "quadfire.analysis.commands",
+                   "quadfire.export.commands", "quadfire.bench.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

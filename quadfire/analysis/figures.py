@@ -81,3 +81,26 @@ def bifurcation_figure(u1: float = 0.0, u2: float = 0.5, ad_max: float = 3.0,
     ax.set(xlabel="a*(u2 - u1)", ylabel="long-run U (null input)", title="QIF bifurcation diagram")
     ax.legend(fontsize=7, loc="lower left")
     return fig
+
+
+def mismatch_figure(result) -> Figure:
+    """Cosine against window width (log scale) for the sweep, with each rule's window marked."""
+    from ..neurons.surrogate import QIF_RULES
+
+    sweep = [k for k in result.cosine if k not in QIF_RULES]
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    w = [result.widths[k] for k in sweep]
+    ax.errorbar(w, [result.cosine[k] for k in sweep], [result.cosine_std[k] for k in sweep],
+                marker="o", ms=3, capsize=2, label="sweep: one batch")
+    ax.plot(w, [result.cosine_mean_grad[k] for k in sweep], ls=":", marker=".",
+            label="sweep: batch-averaged gradient")
+    for i, rule in enumerate(k for k in result.cosine if k in QIF_RULES):
+        ax.plot(result.widths[rule], result.cosine[rule], "*", ms=12, color=f"C{i + 2}",
+                label=f"{rule} (w={result.widths[rule]:.3g}, offset={result.offsets[rule]:.3g})")
+    ax.set_xscale("log")
+    s = result.setup
+    ax.set(xlabel="window width w", ylabel="cosine to smoothed-loss gradient",
+           title=f"gradient mismatch: T={s.T}, sigma={s.sigma:g}, batch={s.batch}")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,144 @@
+"""CLI: ``quadfire analyze neuron|mismatch`` and ``quadfire plot raster|traces|curves``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _neuron(args) -> int:
+    from . import figures
+    from .neuron import summary
+
+    s = summary(args.a, args.u1, args.u2, args.v_th)
+    p = s["params"]
+    print(f"QIF a={p['a']:g} u1={p['u1']:g} u2={p['u2']:g} v_th={p['v_th']:g} (a*d = {p['a*d']:g})")
+    for fp in s["fixed_points"]:
+        kind = "stable" if fp["stable"] else "unstable"
+        print(f"  fixed point u = {fp['u']:.6g}: slope f' = {fp['slope']:.6g} ({kind})")
+    print(f"  rest is {s['rest']}; rheobase I* = {s['rheobase']:.6g}")
+    print(f"  vertex u_v = {s['vertex']:.6g}; v_min floor = {s['v_min']:.6g}; "
+          f"throw point u1 - 1/a = {s['throw_point']:.6g}")
+    for current, steps in s["steps_to_threshold"].items():
+        print(f"  steps to threshold from rest at I = {current}: {steps:g}")
+    out = Path(args.out)
+    written = [
+        figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th), out / "cobweb.png"),
+        figures.save(figures.fi_figure(args.a, args.u1, args.u2, args.v_th), out / "fi_curve.png"),
+        figures.save(figures.bifurcation_figure(args.u1, args.u2), out / "bifurcation.png"),
+    ]
+    (out / "neuron.json").write_text(json.dumps(s, indent=1))
+    print("wrote " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def _mismatch(args) -> int:
+    from . import figures
+    from .mismatch import MismatchSetup, format_table, measure_mismatch
+
+    setup = MismatchSetup(args.a, args.u1, args.u2, args.v_th, args.sigma, args.rho, args.T,
+                          args.neurons, args.batch, args.batches, args.pairs, args.seed)
+    result = measure_mismatch(setup, tuple(args.factors), shape=args.shape)
+    print(format_table(result))
+    out = Path(args.out)
+    png = figures.save(figures.mismatch_figure(result), out / "mismatch.png")
+    data = {"setup": vars(setup), "widths": result.widths, "offsets": result.offsets,
+            "cosine": result.cosine, "cosine_std": result.cosine_std,
+            "cosine_mean_grad": result.cosine_mean_grad, "ceiling": result.ceiling,
+            "best": result.best_sweep()}
+    (out / "mismatch.json").write_text(json.dumps(data, indent=1))
+    print(f"wrote {png} and {out / 'mismatch.json'}")
+    return 0
+
+
+def _activity(args):
+    from .plots import record
+    from .runs import load_model, sample_batch
+
+    model, cfg, _ = load_model(args.run)
+    return record(model, sample_batch(cfg, args.smoke), args.sample)
+
+
+def _raster(args) -> int:
+    from .figures import save
+    from .plots import raster
+
+    path = save(raster(_activity(args), args.layers, args.max_neurons), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _traces(args) -> int:
+    from .figures import save
+    from .plots import traces
+
+    records = _activity(args)
+    layer = args.layer or next(iter(records))
+    path = save(traces(records, layer, args.neurons), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _curves(args) -> int:
+    from .figures import save
+    from .plots import curves
+
+    path = save(curves(args.run), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def _qif_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--a", type=float, default=0.25, help="curvature a (default 0.25)")
+    p.add_argument("--u1", type=float, default=0.0, help="rest potential u1 (default 0)")
+    p.add_argument("--u2", type=float, default=0.5, help="critical potential u2 (default 0.5)")
+    p.add_argument("--v-th", dest="v_th", type=float, default=1.0, help="threshold (default 1)")
+
+
+def _run_args(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
+    p.add_argument("--sample", type=int, default=0, help="which sample of the first test batch")
+    p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
+    p.add_argument("--out", default=out, help=f"PNG to write (default {out})")
+
+
+def add_commands(sub) -> None:
+    analyze = sub.add_parser("analyze", help="neuron dynamics and surrogate gradient mismatch")
+    asub = analyze.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = asub.add_parser("neuron", help="fixed points, rheobase, v_min; cobweb, f-I, bifurcation PNGs")
+    _qif_args(p)
+    p.add_argument("--out", default="analysis/neuron", help="folder for the PNGs")
+    p.set_defaults(func=_neuron)
+    p = asub.add_parser("mismatch", help="cosine of surrogate vs smoothed-loss gradients per window")
+    _qif_args(p)
+    p.add_argument("--sigma", type=float, default=1.0, help="tdBN input scale alpha*v_th")
+    p.add_argument("--rho", type=float, default=0.5, help="share of the input std that is drive")
+    p.add_argument("--T", type=int, default=8)
+    p.add_argument("--neurons", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="samples per surrogate gradient")
+    p.add_argument("--batches", type=int, default=16, help="surrogate gradients averaged")
+    p.add_argument("--pairs", type=int, default=20000, help="antithetic pairs for the true gradient")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--factors", type=float, nargs="+",
+                   default=[0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0],
+                   help="sweep widths as multiples of the band width 2(v_th - u2)")
+    p.add_argument("--shape", default="rect", choices=("rect", "triangle", "sigmoid", "atan"))
+    p.add_argument("--out", default="analysis/mismatch", help="folder for the PNG and JSON")
+    p.set_defaults(func=_mismatch)
+
+    plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves (PNG)")
+    psub = plot.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = psub.add_parser("raster", help="spike raster of every (or chosen) spiking layer")
+    _run_args(p, "raster.png")
+    p.add_argument("--layers", nargs="+", help="spiking layer names (default: all)")
+    p.add_argument("--max-neurons", type=int, default=64)
+    p.set_defaults(func=_raster)
+    p = psub.add_parser("traces", help="membrane (charged potential) traces of chosen neurons")
+    _run_args(p, "traces.png")
+    p.add_argument("--layer", help="spiking layer name (default: the first)")
+    p.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2])
+    p.set_defaults(func=_traces)
+    p = psub.add_parser("curves", help="training curves from a run's metrics.csv")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default="curves.png")
+    p.set_defaults(func=_curves)

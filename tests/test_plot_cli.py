@@ -1,0 +1,71 @@
+"""`quadfire plot ...` and `quadfire export` on a tiny trained model (one epoch of digits)."""
+import nir
+import pytest
+import torch
+
+from quadfire.analysis.plots import read_metrics, record
+from quadfire.analysis.runs import load_model, sample_batch
+from quadfire.cli import main
+from quadfire.export import load_nirtorch, run_steps
+from quadfire.layers import fold_tdbn
+
+TINY = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
+        "--set", "tensorboard=false", "--set", "data.batch_size=128", "--set", "epochs=1"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert main(["train", "digits-qif", "--set", f"out_dir={out}", *TINY]) == 0
+    return out / "digits-qif-s0"
+
+
+def _is_png(path):
+    data = path.read_bytes()
+    return data.startswith(PNG) and len(data) > 2000
+
+
+def test_plot_raster_traces_curves(run_dir, tmp_path, capsys):
+    assert main(["plot", "raster", str(run_dir), "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["plot", "traces", str(run_dir), "--layer", "body.3", "--neurons", "0", "5",
+                 "--out", str(tmp_path / "t.png")]) == 0
+    assert main(["plot", "curves", str(run_dir), "--out", str(tmp_path / "c.png")]) == 0
+    for name in ("r.png", "t.png", "c.png"):
+        assert _is_png(tmp_path / name)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_recorded_activity_is_the_models(run_dir):
+    model, cfg, _ = load_model(run_dir)
+    x = sample_batch(cfg)
+    rec = record(model, x, sample=3)
+    assert list(rec) == ["body.1", "body.3", "body.7"]
+    assert rec["body.1"].spikes.shape == (4, 8 * 8 * 8)  # T x (width * 8 * 8)
+    assert 0 < rec["body.1"].spikes.mean() < 1
+    # Spikes are exactly where H crossed the threshold.
+    assert ((rec["body.1"].h >= 1.0) == (rec["body.1"].spikes > 0)).all()
+    cols = read_metrics(run_dir)
+    assert list(cols["epoch"]) == [0] and "test_acc" in cols
+
+
+def test_plot_errors_name_the_problem(run_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown spiking layer"):
+        main(["plot", "raster", str(run_dir), "--layers", "nope", "--out", str(tmp_path / "x.png")])
+    with pytest.raises(FileNotFoundError, match="metrics.csv"):
+        main(["plot", "curves", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="last.pt"):
+        main(["plot", "raster", str(tmp_path)])
+
+
+def test_export_nir_of_a_trained_qif_run(run_dir, tmp_path, capsys):
+    out = tmp_path / "net.nir"
+    assert main(["export", str(run_dir), "--format", "nir", "--out", str(out)]) == 0
+    assert "QIF (extension) x3" in capsys.readouterr().out
+    graph = nir.read(out)
+    model, cfg, _ = load_model(run_dir)
+    x = sample_batch(cfg).to(torch.float64)
+    model = model.to(torch.float64)
+    expected = fold_tdbn(model)(x)
+    got = run_steps(load_nirtorch(graph, dtype=torch.float64), x.unsqueeze(0).expand(4, *x.shape))
+    assert torch.equal(got, expected)
