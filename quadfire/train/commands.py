@@ -16,7 +16,10 @@ from .recipes import list_recipes, read_recipe, twins
 from .settings import ConfigError
 
 DEMO = "digits"
-SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0"]
+# --smoke: one epoch of 2 steps on generated data, batch 2, in-process loading; anything given
+# with --set still wins.
+SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0", "data.batch_size=2",
+         "progress=false", "tensorboard=false"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -87,8 +87,8 @@ def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | 
                 base: dict | None = None) -> TrainConfig:
     """Defaults < recipe (a YAML path or an already-read dict) < `base` < ``--set`` overrides."""
     data = recipe if isinstance(recipe, dict) else read_yaml(recipe) if recipe is not None else {}
-    data = merge(data, base or {})
-    data = merge(data, parse_overrides(overrides or []))
+    data = merge(data, base or {}, TrainConfig)
+    data = merge(data, parse_overrides(overrides or []), TrainConfig)
     try:
         return from_dict(TrainConfig, data)
     except ConfigError:

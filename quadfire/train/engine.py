@@ -254,7 +254,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool) -> d
                 if info.main:
                     checkpoint.save(checkpoint_state(run, epoch, train["steps"], best), ckpt_path)
                 break
-            test = evaluate(run.net, run.test_loader, info, cfg.amp)
+            test = evaluate(run.net, run.test_loader, info, cfg.amp, 1 if smoke else None)
             best, done = max(best, test["acc"]), epoch + 1
             log.epoch(epoch, {"lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
                               "test_loss": test["loss"], "test_acc": test["acc"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .config import TrainConfig
 from .settings import ConfigError, merge, read_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
@@ -40,7 +41,7 @@ def read_recipe(name: str | Path, _seen: tuple = ()) -> dict:
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    return merge(read_recipe(path.parent / parent, _seen + (path,)), data)
+    return merge(read_recipe(path.parent / parent, _seen + (path,)), data, TrainConfig)
 
 
 def twins(name: str | Path) -> dict[str, Path]:

@@ -128,11 +128,22 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def merge(base: dict, override: dict) -> dict:
-    """Recursive dict merge; `override` wins."""
+def merge(base: dict, override: dict, cls=None) -> dict:
+    """Merge `override` into `base` (`override` wins).
+
+    With a dataclass `cls`, only its dataclass-typed sections merge key by key; every other
+    value, dict-valued fields such as ``neuron_kwargs`` included, is replaced whole, so a
+    recipe that extends another never inherits stale keyword arguments.
+    """
+    hints = _hints(cls) if cls is not None else {}
     out = dict(base)
     for k, v in override.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        section = hints.get(k) if cls is not None else None
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and (
+                cls is None or dataclasses.is_dataclass(section)):
+            out[k] = merge(out[k], v, section)
+        else:
+            out[k] = v
     return out
 
 

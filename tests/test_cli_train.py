@@ -1,0 +1,67 @@
+"""`quadfire train / eval / recipes / compare` through the real CLI entry point."""
+import json
+
+import pytest
+
+from quadfire.cli import main
+
+TINY = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
+        "--set", "tensorboard=false", "--set", "data.batch_size=128", "--set", "lr=5e-3"]
+
+
+def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
+    """`quadfire train` with no recipe is the digits demo (here 1 epoch of a narrow convnet)."""
+    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *TINY]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("digits demo"):].splitlines()
+    assert table[1].split() == ["neuron", "test", "acc", "%", "firing", "rate", "paper", "%"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[2:4]}
+    assert set(rows) == {"QIF", "LIF"}
+    for acc, rate, _ in rows.values():
+        assert 50 < float(acc) <= 100 and 0 < float(rate) < 1
+    saved = json.loads((tmp_path / "compare-digits.json").read_text())
+    assert [r["run"] for r in saved["qif"]] == ["digits-qif-s0"]
+
+
+def test_eval_reproduces_the_training_accuracy(tmp_path, capsys):
+    assert main(["train", "digits-qif", "--set", "epochs=1", "--set", f"out_dir={tmp_path}",
+                 *TINY]) == 0
+    run_dir = tmp_path / "digits-qif-s0"
+    trained = json.loads((run_dir / "report.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "SOPs" in out and "body.1" in out
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["eval"]["accuracy"] == pytest.approx(trained["accuracy"])
+    assert report["eval"]["firing_rate"] == pytest.approx(trained["firing_rate"])
+    assert report["eval"]["energy_pj"]["total"] > 0
+
+
+def test_compare_smoke_reports_mean_and_std(tmp_path, capsys):
+    assert main(["compare", "digits", "--smoke", "--seeds", "0", "1",
+                 "--set", f"out_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    lines = out[out.index("compare digits"):].splitlines()
+    assert lines[2].startswith("QIF") and lines[3].startswith("LIF") and "+-" in lines[2]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "digits-lif-s0", "digits-lif-s1", "digits-qif-s0", "digits-qif-s1"]
+
+
+def test_recipes_lists_every_setting(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10-resnet19-t4-qif" in out and "96.86" in out and "imagenet" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "digits-qif", "--set", "lrr=1"], "unknown config key(s) ['lrr']; valid keys:"),
+    (["train", "digits-qif", "--set", "data.batch_size=0"], "data.batch_size must be a positive int"),
+    (["train", "nope-qif"], "shipped recipes:"),
+    (["train", "digits-qif", "--resume", "missing.pt"], "checkpoint not found: missing.pt"),
+    (["eval", "nowhere"], "checkpoint not found"),
+])
+def test_user_errors_are_one_line_messages(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

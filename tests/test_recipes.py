@@ -1,0 +1,67 @@
+"""Every shipped recipe: loads, names the paper's accuracy, has its LIF twin, and runs
+``quadfire train RECIPE --smoke`` (2 steps on generated data of the recipe's shape).
+
+CPU budget: the digits recipes run the plain ``--smoke`` (batch 2, full T); the paper recipes
+run it with batch 1 and T = 1 (data.T = 1 for event frames), their image sizes, channels,
+classes, models, losses and AMP settings unchanged. ``quadfire train RECIPE --smoke`` checks
+the full T (about a minute per recipe on 2 CPU cores).
+"""
+import json
+
+import pytest
+
+from quadfire.cli import main
+from quadfire.train.commands import config_for
+from quadfire.train.recipes import find_recipe, list_recipes, read_recipe, twins
+from quadfire.train.settings import ConfigError
+
+RECIPES = list_recipes()
+SETTINGS = sorted({r.removesuffix("-qif").removesuffix("-lif") for r in RECIPES})
+TWIN_FIELDS = {"neuron", "neuron_kwargs", "paper_accuracy", "paper_reference"}
+
+
+def test_the_paper_settings_are_all_shipped():
+    assert {"cifar10-resnet19-t4", "cifar10-resnet19-t2", "cifar100-resnet19-t4",
+            "cifar100-resnet19-t2", "imagenet-sew-resnet34-t4", "imagenet-spiking-resnet34-t4",
+            "cifar10dvs-vggsnn-t10", "cifar10dvs-resnet19-t10", "digits"} == set(SETTINGS)
+    assert find_recipe("recipes/digits-qif.yaml").samefile(find_recipe("digits-qif"))
+
+
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_twins_differ_only_in_the_neuron(setting):
+    pair = {n: config_for(p, [], False) for n, p in twins(setting).items()}
+    qif, lif = pair["qif"], pair["lif"]
+    assert (qif.neuron, lif.neuron) == ("qif", "lif")
+    assert qif.name == lif.name == setting
+    q, l_ = vars(qif), vars(lif)
+    assert {k for k in q if q[k] != l_[k]} <= TWIN_FIELDS
+    assert "a" not in lif.neuron_kwargs  # kwargs replaced, not merged, by `extends`
+    if setting != "digits":
+        assert qif.paper_accuracy is not None and lif.paper_accuracy is not None
+        assert qif.paper_reference and lif.paper_reference
+        assert qif.T == (qif.data.T if qif.data.dataset == "cifar10dvs" else qif.T)
+
+
+def test_extends_cycle_and_unknown_recipe(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        read_recipe(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="shipped recipes: .*digits-qif"):
+        find_recipe("cifar11-qif")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_smoke(recipe, tmp_path, capsys):
+    dataset = config_for(recipe, [], False).data.dataset
+    sets = [f"out_dir={tmp_path}"]
+    if dataset != "digits":
+        sets += ["data.batch_size=1", "T=1"] + (["data.T=1"] if dataset == "cifar10dvs" else [])
+    assert main(["train", recipe, "--smoke", *sum((["--set", s] for s in sets), [])]) == 0
+    cfg = config_for(recipe, sets, True)
+    report = json.loads((cfg.run_dir / "report.json").read_text())
+    assert report["smoke"] and report["epochs_completed"] == 1
+    assert report["paper_accuracy"] == cfg.paper_accuracy
+    assert report["layer_firing_rates"] and 0 <= report["firing_rate"] <= 1
+    if cfg.paper_accuracy is not None:
+        assert f"(paper: {cfg.paper_accuracy:.2f}%" in capsys.readouterr().out
