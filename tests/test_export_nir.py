@@ -120,3 +120,40 @@ def test_export_errors_name_the_problem():
         to_nir(nn.Sequential(LIF()), "3")
     with pytest.raises(FileNotFoundError, match="no NIR file"):
         from_nir("/nonexistent/x.nir")
+
+
+def _residual_net():
+    from quadfire.layers import Encoder, conv_bn
+    from quadfire.models.blocks import SEWBlock, SpikingBlock
+    from quadfire.models.common import NeuronSpec, SpikingNet
+
+    spec = NeuronSpec("qif")
+    body = nn.Sequential(conv_bn(1, 4, spike_input=False), spec.make(4),
+                         SpikingBlock(4, 4, 1, spec), SpikingBlock(4, 8, 2, spec),
+                         SEWBlock(8, 8, 1, spec), SEWBlock(8, 16, 2, spec),
+                         TimeFold(nn.AdaptiveAvgPool2d(1)), TimeFold(nn.Flatten()),
+                         TimeFold(nn.Linear(16, 3)))
+    return SpikingNet(Encoder(3, 1), body, 3)
+
+
+def test_residual_blocks_export_as_summing_edges(tmp_path):
+    torch.manual_seed(3)
+    model = _residual_net()
+    with torch.no_grad():
+        model.train()
+        model(torch.randn(16, 1, 8, 8) * 2)
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.3)
+    model = model.eval().double()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64) * 2
+    assert _spiking_fraction(model, x) > 0.01
+    graph = nir.read(write_nir(model, tmp_path / "res.nir", (1, 8, 8)))
+    # Identity shortcut: the block input feeds both conv1 and the summing neuron sn2.
+    assert ("body_1", "body_2_sn2") in graph.edges and ("body_2_conv2_conv", "body_2_sn2") in graph.edges
+    # SEW: the sum of two spike trains reaches the next layer as two edges.
+    assert ("body_5_sn2", "body_6") in graph.edges and ("body_5_shortcut_sn", "body_6") in graph.edges
+    got = run_steps(load_nirtorch(graph, dtype=torch.float64), x.unsqueeze(0).expand(3, *x.shape))
+    assert torch.equal(got, fold_tdbn(model)(x))
+    with pytest.raises(ValueError, match="chains only"):
+        from_nir(graph)

@@ -1,0 +1,107 @@
+"""NIR graphs -> runnable modules: through nirtorch (any graph) or into quadfire (chains)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from ..layers import TimeFold
+from .nodes import NIRNeuronStep, nir_to_neuron
+
+
+def _read(graph) -> nir.NIRGraph:
+    if isinstance(graph, (str, Path)):
+        if not Path(graph).is_file():
+            raise FileNotFoundError(f"no NIR file at {str(graph)!r}")
+        return nir.read(graph)
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, got {type(graph).__name__}")
+    return graph
+
+
+def _graph_dt(graph: nir.NIRGraph, dt: float | None) -> float:
+    return float(graph.metadata.get("quadfire_dt", 1.0)) if dt is None else float(dt)
+
+
+def _affine(node: nir.Affine) -> nn.Linear:
+    # nirtorch 2.6's default Affine map drops the bias (sets `weight.bias`), so map it here.
+    layer = nn.Linear(node.weight.shape[-1], node.weight.shape[-2], bias=True)
+    layer.weight.data = torch.from_numpy(np.asarray(node.weight).copy())
+    layer.bias.data = torch.from_numpy(np.asarray(node.bias).copy())
+    return layer
+
+
+def _flatten(node: nir.Flatten) -> nn.Flatten:
+    end = node.end_dim + 1 if node.end_dim >= 0 else node.end_dim
+    return nn.Flatten(node.start_dim + 1, end)
+
+
+def nir_node_map(dt: float = 1.0) -> dict:
+    """nirtorch node map for quadfire graphs: neurons (LIF, IF, the QIF extension) run
+    quadfire's step functions; Affine and Flatten fix nirtorch's defaults (see above)."""
+    neuron = lambda node: NIRNeuronStep(node, dt)  # noqa: E731
+    return {nir.LIF: neuron, nir.IF: neuron, nir.Affine: _affine, nir.Flatten: _flatten}
+
+
+def load_nirtorch(graph, dtype: torch.dtype = torch.float32, dt: float | None = None):
+    """Load a NIR graph (object or path) with ``nirtorch.nir_to_torch`` and quadfire's node
+    map. The result runs one step: ``out, state = module(x [N, ...], state)``."""
+    import nirtorch
+
+    graph = _read(graph)
+    return nirtorch.nir_to_torch(graph, nir_node_map(_graph_dt(graph, dt)), dtype=dtype)
+
+
+def run_steps(module, x: torch.Tensor) -> torch.Tensor:
+    """Run a nirtorch module over ``x [T, N, ...]`` step by step: outputs [T, N, ...]."""
+    state, out = None, []
+    for xt in x.unbind(0):
+        y, state = module(xt, state)
+        out.append(y)
+    return torch.stack(out)
+
+
+def from_nir(graph, dt: float | None = None) -> nn.Sequential:
+    """A quadfire multi-step network from a NIR chain (object or path): stateless nodes become
+    `TimeFold` layers, LIF / IF / QIF-extension nodes quadfire neurons. Input ``[T, N, ...]``."""
+    graph = _read(graph)
+    dt = _graph_dt(graph, dt)
+    order = _chain_order(graph)
+    mapping = nir_node_map(dt)
+    from nirtorch.nir_interpreter import DEFAULT_MAP
+
+    layers = []
+    for name in order:
+        node = graph.nodes[name]
+        if isinstance(node, (nir.LIF, nir.IF)):
+            layers.append(nir_to_neuron(node, dt))
+        elif type(node) in mapping or type(node) in DEFAULT_MAP:
+            layers.append(TimeFold((mapping.get(type(node)) or DEFAULT_MAP[type(node)])(node)))
+        else:
+            raise TypeError(f"NIR node {name!r} of type {type(node).__name__} has no quadfire layer")
+    return nn.Sequential(*layers)
+
+
+def _chain_order(graph: nir.NIRGraph) -> list[str]:
+    """The node names between Input and Output of a graph that is a single chain."""
+    nxt: dict[str, str] = {}
+    for a, b in graph.edges:
+        if a in nxt:
+            raise ValueError(f"from_nir imports chains only; node {a!r} has several successors")
+        nxt[a] = b
+    starts = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
+    if len(starts) != 1:
+        raise ValueError(f"from_nir needs exactly one Input node, found {len(starts)}")
+    order, cur = [], nxt.get(starts[0])
+    while cur is not None and not isinstance(graph.nodes[cur], nir.Output):
+        order.append(cur)
+        cur = nxt.get(cur)
+    if cur is None:
+        raise ValueError("the NIR graph's chain never reaches an Output node")
+    return order
+
+
+__all__ = ["load_nirtorch", "run_steps", "from_nir", "nir_node_map"]
