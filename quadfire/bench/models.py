@@ -176,13 +176,17 @@ def table(results: list[dict], args) -> str:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="quadfire bench models", description=__doc__.splitlines()[0])
-    p.add_argument("--T", type=int, default=4)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    p = argparse.ArgumentParser(
+        prog="quadfire bench models",
+        description="One ResNet-19 training step on the CPU: quadfire QIF vs SpikingJelly QIFNode "
+                    "(images/s and peak step memory; see docs/models.md for the method).")
+    p.add_argument("--T", type=int, default=4, help="time steps (default 4)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps; the median counts (default 5)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1),
+                   help="torch CPU threads per row (default: all cores)")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
