@@ -2,6 +2,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from torch import nn
 
@@ -85,3 +87,35 @@ def test_measure_restores_mode_and_validates():
         measure(net, [])
     with pytest.raises(ValueError, match="max_batches"):
         measure(net, [torch.zeros(1, 2, 1, 4, 4)], max_batches=0)
+
+
+def _brute_force_sops(mask, cout, k, stride, pad, dil, groups):
+    """Loop over every output position and kernel tap: one accumulate per in-bounds non-zero."""
+    n, cin, h, w = mask.shape
+    oh = (h + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    per_group_in, per_group_out = cin // groups, cout // groups
+    total = 0
+    for b in range(n):
+        for g in range(groups):
+            for c in range(g * per_group_in, (g + 1) * per_group_in):
+                for i in range(oh):
+                    for j in range(ow):
+                        for di in range(k):
+                            for dj in range(k):
+                                y, x = i * stride - pad + di * dil, j * stride - pad + dj * dil
+                                if 0 <= y < h and 0 <= x < w and mask[b, c, y, x]:
+                                    total += per_group_out
+    return total
+
+
+@settings(max_examples=25)
+@given(k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2), dil=st.integers(1, 2),
+       groups=st.sampled_from([1, 2]), size=st.integers(3, 6), seed=st.integers(0, 10_000))
+def test_conv_sops_match_brute_force(k, stride, pad, dil, groups, size, seed):
+    if size + 2 * pad < dil * (k - 1) + 1:
+        return  # no output position
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(2, 4, size, size, generator=g) < 0.3).float()
+    conv = nn.Conv2d(4, 6, k, stride, pad, dil, groups)
+    assert energy.synaptic_ops(conv, mask) == _brute_force_sops(mask, 6, k, stride, pad, dil, groups)

@@ -24,13 +24,17 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 
 def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-           starts=(0.45, 0.55, -1.0), steps: int = 25) -> Figure:
-    """The null-input map H = f(U) with the identity line and cobweb orbits from `starts`.
+           starts=None, steps: int = 25) -> Figure:
+    """The null-input map H = f(U) with the identity line and cobweb orbits from `starts`
+    (default: just below and just above u2, and halfway between rest and the floor).
 
-    A spike (H >= v_th) is drawn as a jump back to the reset value; the v_min floor, the
-    vertex and the fixed points are marked."""
+    A spike (H >= v_th) is drawn as a jump back to the reset value; the v_min floor and the
+    fixed points (filled: stable) are marked."""
     neuron = QIF(a, u1, u2, v_th)
     v_min = float(neuron.params(1).v_min)
+    if starts is None:
+        d = u2 - u1
+        starts = (u2 - 0.1 * d, u2 + 0.1 * d, (u1 + v_min) / 2)
     lo = min(dynamics.throw_point(a, u1), v_min) - 0.25
     grid = np.linspace(lo, v_th + 0.25, 400)
     fig = Figure(figsize=(6, 5))
