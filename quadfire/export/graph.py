@@ -99,7 +99,7 @@ class _Builder:
         else:
             node = _layer_to_nir(layer, shape)
             probe = torch.zeros((1,) + shape, dtype=torch.float64)
-            out_shape = tuple(copy.deepcopy(layer).double()(probe).shape[1:])
+            out_shape = tuple(copy.deepcopy(layer).cpu().double()(probe).shape[1:])
         self.nodes[key] = node
         self.edges += [(src, key) for src in value]
         return [key], out_shape
@@ -148,7 +148,6 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
         raise ValueError(f"input_shape must be one sample's shape like (C, H, W), got {input_shape!r}")
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt!r}")
-    model.eval()
     builder = _Builder(float(dt))
     shape = tuple(input_shape)
     builder.nodes["input"] = nir.Input(input_type={"input": np.array(shape)})
