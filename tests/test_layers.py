@@ -61,7 +61,8 @@ def test_tdbn_statistics_span_time_not_each_step():
     y = bn(x)
     step_means = y.mean(dim=(1, 2, 3, 4))
     assert (step_means[-1] - step_means[0]) > 2.0
-    per_step = torch.stack([nn.functional.batch_norm(xt, None, None, training=True) for xt in x.unbind(0)])
+    per_step = torch.stack([nn.functional.batch_norm(xt, None, None, training=True)
+                            for xt in x.unbind(0)])
     assert not torch.allclose(y, per_step, atol=1e-2)
     torch.testing.assert_close(bn.running_mean, x.mean(dim=(0, 1, 3, 4)))
 

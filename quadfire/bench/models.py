@@ -163,7 +163,8 @@ def table(results: list[dict], args) -> str:
              f"training step, CPU ({platform.processor() or platform.machine()}, "
              f"{args.threads} threads), torch {torch.__version__}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
-             "", "| implementation | images/s | step (median, s) | peak step memory (MiB) | vs SpikingJelly |",
+             "",
+             "| implementation | images/s | step (median, s) | peak step memory (MiB) | vs SpikingJelly |",
              "|---|---|---|---|---|"]
     for r in results:
         rel = ""

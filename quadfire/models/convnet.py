@@ -23,7 +23,9 @@ def convnet(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dict
         conv_bn(width, w2, v_th=spec.v_th), spec.make(w2),
         TimeFold(nn.AvgPool2d(2)),
         TimeFold(nn.Flatten()),
-        ConvBN(nn.Linear(w2 * (image_size // 2) ** 2, hidden, bias=False), TdBN(hidden, v_th=spec.v_th)), spec.make(hidden),
+        ConvBN(nn.Linear(w2 * (image_size // 2) ** 2, hidden, bias=False),
+               TdBN(hidden, v_th=spec.v_th)),
+        spec.make(hidden),
         TimeFold(nn.Linear(hidden, num_classes), spike_input=True),
     )
     return SpikingNet(Encoder(T, in_channels), body, num_classes)
