@@ -159,3 +159,18 @@ def test_no_compiler_warns_once_and_uses_reference(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[0] == "reference reference 1"
     assert "refused: True" in r.stdout
+
+
+def test_large_outputs_are_cached_and_reused_correctly():
+    cpu.empty_cache()
+    torch.manual_seed(2)
+    neuron = QIF(learnable="scalar")
+    x = torch.randn(4, 2, 300_000) + 0.4  # 9.6 MB per [T, M] output: cached
+    ref = ops.neuron_multistep(x, neuron.params(2), neuron.rest_state(x[0]), backend="reference")
+    for _ in range(2):  # the second run writes into the first run's recycled buffers
+        out = ops.neuron_multistep(x, neuron.params(2), neuron.rest_state(x[0]), trace=True,
+                                   backend="cpu")
+        assert torch.equal(out.spikes, ref.spikes) and torch.equal(out.state, ref.state)
+        del out
+    assert cpu.cached_bytes() > 0
+    assert cpu.empty_cache() > 0 and cpu.cached_bytes() == 0

@@ -4,8 +4,8 @@ Each row runs a multi-step layer of about 4M neurons (float32, time-major [T, M]
 backward for T in {4, 8, 32}: quadfire's reference loop and fused kernels, SpikingJelly 2.0
 QIFNode and LIFNode (multi-step, the library's own default dispatch on that device),
 snnTorch Leaky (stepped in a Python loop, its API) and Norse LIF, plus a bandwidth yardstick:
-out-of-place copies (`clone`) of the bytes the fused kernels must move, 3 [T, M] arrays read
-and 3 written (forward reads X, writes S and H; backward reads dS and H, writes dX).
+copies (`copy_` into preallocated buffers) of the bytes the fused kernels must move, 3 [T, M]
+arrays read and 3 written (forward reads X, writes S and H; backward reads dS and H, writes dX).
 
 Every (row, T) runs in a fresh subprocess, so a peer's caches or a crash cannot leak into the
 next row and peak memory is per row: CPU peak is the resident-set high-water mark above the
@@ -105,9 +105,10 @@ def worker(row: str, steps: int, neurons: int, repeats: int, device: str, budget
     grad = torch.randn(steps, neurons, device=device)
     if row == "copy":
         srcs = (x.detach(), grad, torch.randn(steps, neurons, device=device))
+        dsts = [torch.empty_like(s) for s in srcs]
 
         def once():
-            return [s.clone() for s in srcs]
+            return [d.copy_(s) for d, s in zip(dsts, srcs)]
     else:
         layer = _layer(row, device)
 

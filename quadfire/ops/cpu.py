@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ("kernels.cpp", "ops.cpp")
+SOURCES = ("kernels.cpp", "buffers.cpp", "ops.cpp")
 # -ffp-contract=off: no fused multiply-add, so every product and sum rounds exactly as the
 # reference's separate PyTorch ops do and the spikes are bit-identical.
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp")
@@ -126,3 +126,15 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, q
     return tuple(require().backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner,
                                     period, qif, soft, shape, vmin_eq, rows_mask,
                                     need_state_grad))
+
+
+def empty_cache() -> int:
+    """Free the kernels' cached output buffers (csrc/buffers.cpp); returns the bytes freed."""
+    module = load()
+    return int(module.empty_cache()) if module is not None else 0
+
+
+def cached_bytes() -> int:
+    """Bytes of output buffers the kernels hold for reuse (at most QUADFIRE_CPU_CACHE_MB)."""
+    module = load()
+    return int(module.cached_bytes()) if module is not None else 0

@@ -8,12 +8,10 @@
 #include <ATen/ops/from_blob.h>
 #include <torch/library.h>
 
-#include <sys/mman.h>
-
-#include <cstdlib>
 #include <optional>
 #include <vector>
 
+#include "buffers.h"
 #include "kernels.h"
 #include "neuron.h"
 
@@ -42,24 +40,16 @@ void check_inputs(const at::Tensor& steps, const at::Tensor& u0, const at::Tenso
               " for a table of ", table.size(1), " columns");
 }
 
-// Large outputs are backed by transparent huge pages where the kernel allows it. A fresh
-// [T, M] output is written exactly once, and with 4 KiB pages the page faults of that first
-// touch cost as much as the kernel itself on common Linux hosts; 2 MiB pages make them ~512x
-// rarer. Small outputs and systems without THP use the ordinary allocator.
-constexpr size_t HUGE_PAGE = size_t(2) << 20;
-
+// Outputs of 8 MiB and more come from the buffer cache (buffers.cpp explains why).
 at::Tensor output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   int64_t numel = 1;
   for (auto n : sizes) numel *= n;
   const size_t nbytes = size_t(numel) * options.dtype().itemsize();
   if (nbytes < 4 * HUGE_PAGE) return at::empty(sizes, options);
-  const size_t rounded = (nbytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-  void* data = std::aligned_alloc(HUGE_PAGE, rounded);
+  size_t capacity = 0;
+  void* data = acquire(nbytes, &capacity);
   if (data == nullptr) return at::empty(sizes, options);
-#ifdef MADV_HUGEPAGE
-  madvise(data, rounded, MADV_HUGEPAGE);  // advisory: failure just means small pages
-#endif
-  return at::from_blob(data, sizes, [](void* p) { std::free(p); }, options);
+  return at::from_blob(data, sizes, [capacity](void* p) { release(p, capacity); }, options);
 }
 
 template <typename T>
@@ -141,6 +131,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
 }  // namespace quadfire
 
 TORCH_LIBRARY(quadfire_cpu, m) {
+  m.def("empty_cache() -> int", [] { return int64_t(quadfire::empty_cache()); });
+  m.def("cached_bytes() -> int", [] { return int64_t(quadfire::cached_bytes()); });
   m.def("forward(Tensor x, Tensor u0, Tensor table, int inner, int period, bool qif, bool soft, "
         "bool need_h) -> (Tensor, Tensor, Tensor)");
   m.def("backward(Tensor? grad_spikes, Tensor? grad_state, Tensor? grad_trace, Tensor h, "

@@ -1,0 +1,25 @@
+// A small cache of large output buffers for the fused CPU kernels (buffers.cpp).
+#pragma once
+
+#include <cstddef>
+
+namespace quadfire {
+
+// A 2 MiB-aligned buffer of at least `bytes`, advised to use transparent huge pages; reuses a
+// cached buffer of the same rounded size when there is one. `*capacity` receives the rounded
+// size, to pass back to `release`. Returns nullptr when the allocation fails.
+void* acquire(size_t bytes, size_t* capacity);
+
+// Return a buffer from `acquire`: cached for reuse while the cache is under its limit
+// (QUADFIRE_CPU_CACHE_MB, default 2048), freed otherwise.
+void release(void* data, size_t capacity);
+
+// Free every cached buffer; returns the number of bytes released.
+size_t empty_cache();
+
+// Bytes currently held in the cache.
+size_t cached_bytes();
+
+constexpr size_t HUGE_PAGE = size_t(2) << 20;
+
+}  // namespace quadfire
