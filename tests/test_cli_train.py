@@ -60,8 +60,19 @@ def test_recipes_lists_every_setting(capsys):
     (["train", "nope-qif"], "shipped recipes:"),
     (["train", "digits-qif", "--resume", "missing.pt"], "checkpoint not found: missing.pt"),
     (["eval", "nowhere"], "checkpoint not found"),
+    (["train", "--resume"], "--resume without a recipe needs the checkpoint path"),
 ])
 def test_user_errors_are_one_line_messages(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_smoke_with_mixed_precision_and_clipping(amp, tmp_path):
+    assert main(["train", "digits-qif", "--smoke", "--set", f"amp={amp}", "--set", "grad_clip=1",
+                 "--set", "optimizer=sgd", "--set", "weight_decay=5e-4",
+                 "--set", f"out_dir={tmp_path}"]) == 0
+    report = json.loads((tmp_path / "digits-qif-s0" / "report.json").read_text())
+    assert report["settings"]["amp"] == amp and report["smoke"]
+    assert main(["eval", str(tmp_path / "digits-qif-s0"), "--smoke"]) == 0

@@ -11,6 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from . import checkpoint
 from .config import TrainConfig, load_config
 from .recipes import list_recipes, read_recipe, twins
 from .settings import ConfigError
@@ -42,8 +43,9 @@ def _train(args) -> int:
         return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
-        from . import checkpoint
-
+        if args.resume == "auto":
+            raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
+                              "--resume runs/<run>/last.pt")
         saved = checkpoint.load(args.resume)["config"]
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
         resume = args.resume
@@ -90,7 +92,11 @@ def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
     for neuron, path in twins(recipe).items():
         for seed in seeds:
             cfg = config_for(path, overrides, smoke, extra={"seed": seed})
-            results.setdefault(neuron, []).append(fit(cfg, smoke=smoke))
+            report = fit(cfg, smoke=smoke)
+            if report["interrupted"]:
+                print(f"stopped by signal {report['signal']} during {cfg.run_id}", file=sys.stderr)
+                return 128 + int(report["signal"])
+            results.setdefault(neuron, []).append(report)
     print(format_table(results, title or f"compare {recipe}, seeds {seeds}"))
     out = Path(cfg.out_dir) / f"compare-{cfg.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +127,9 @@ def format_table(results: dict[str, list[dict]], title: str) -> str:
 def _guard(func):
     """Configuration and input mistakes end with a one-line error, not a traceback."""
     def run(args) -> int:
-        from .checkpoint import CheckpointError
-
         try:
             return func(args)
-        except (ConfigError, CheckpointError, FileNotFoundError) as e:
+        except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
             print(f"quadfire {args.command}: error: {e}", file=sys.stderr)
             return 2
     return run
