@@ -31,7 +31,8 @@ def test_true_gradient_matches_gaussian_density_at_T1():
 
 
 def test_surrogate_mean_matches_window_convolved_density_at_T1():
-    # E[g_w(m + s eps - v_th)] for a rect window = (Phi((m - v_th + w/2)/s) - Phi((m - v_th - w/2)/s)) / w
+    # For a rect window E[g_w(m + s eps - v_th)]
+    #   = (Phi((m - v_th + w/2)/s) - Phi((m - v_th - w/2)/s)) / w
     setup = MismatchSetup(T=1, neurons=16, batch=512, batches=16, seed=4)
     m, c, _ = _problem(setup)
     s, w = setup.noise, 0.8

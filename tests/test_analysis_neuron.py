@@ -13,7 +13,8 @@ def test_qif_fi_curve_matches_steps_to_threshold():
     steps = 600
     I = np.array([0.0, 0.01, 0.0157, 0.02, 0.05, 0.2, 0.7, 1.5])
     n = dynamics.steps_to_threshold(I)
-    expected = np.where(np.isfinite(n), np.floor(steps / np.where(np.isfinite(n), n, 1)) / steps, 0.0)
+    finite = np.isfinite(n)
+    expected = np.where(finite, np.floor(steps / np.where(finite, n, 1)) / steps, 0.0)
     np.testing.assert_allclose(fi_curve(QIF(), I, steps), expected, atol=1e-12)
     assert fi_curve(QIF(), [dynamics.rheobase() * 0.99], steps)[0] == 0.0
 

@@ -41,7 +41,8 @@ def test_convnet_round_trip_file_nirtorch_and_quadfire(neuron, tmp_path):
     assert torch.equal(via_nirtorch, expected)
     back = from_nir(path).to(torch.float64)
     assert torch.equal(back(frames), expected)
-    torch.testing.assert_close(expected, model(x), rtol=0, atol=1e-10)  # folding is exact to rounding
+    # folding tdBN into the conv is exact up to rounding
+    torch.testing.assert_close(expected, model(x), rtol=0, atol=1e-10)
 
 
 def test_spiking_output_is_bit_identical_in_float32():
@@ -98,7 +99,8 @@ def test_qif_extension_node_is_documented_carrier(tmp_path):
 
 def test_per_channel_neurons_load_through_nirtorch_but_not_into_quadfire(tmp_path):
     torch.manual_seed(2)
-    net = nn.Sequential(TimeFold(nn.Conv2d(1, 3, 3, padding=1)), PLIF(learnable="channel", channels=3),
+    net = nn.Sequential(TimeFold(nn.Conv2d(1, 3, 3, padding=1)),
+                        PLIF(learnable="channel", channels=3),
                         TimeFold(nn.Conv2d(3, 3, 1)), QIF(learnable="channel", channels=3))
     with torch.no_grad():
         for p in net.parameters():
@@ -150,9 +152,11 @@ def test_residual_blocks_export_as_summing_edges(tmp_path):
     assert _spiking_fraction(model, x) > 0.01
     graph = nir.read(write_nir(model, tmp_path / "res.nir", (1, 8, 8)))
     # Identity shortcut: the block input feeds both conv1 and the summing neuron sn2.
-    assert ("body_1", "body_2_sn2") in graph.edges and ("body_2_conv2_conv", "body_2_sn2") in graph.edges
+    assert ("body_1", "body_2_sn2") in graph.edges
+    assert ("body_2_conv2_conv", "body_2_sn2") in graph.edges
     # SEW: the sum of two spike trains reaches the next layer as two edges.
-    assert ("body_5_sn2", "body_6") in graph.edges and ("body_5_shortcut_sn", "body_6") in graph.edges
+    assert ("body_5_sn2", "body_6") in graph.edges
+    assert ("body_5_shortcut_sn", "body_6") in graph.edges
     got = run_steps(load_nirtorch(graph, dtype=torch.float64), x.unsqueeze(0).expand(3, *x.shape))
     assert torch.equal(got, fold_tdbn(model)(x))
     with pytest.raises(ValueError, match="chains only"):

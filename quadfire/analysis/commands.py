@@ -105,11 +105,13 @@ def _run_args(p: argparse.ArgumentParser, out: str) -> None:
 def add_commands(sub) -> None:
     analyze = sub.add_parser("analyze", help="neuron dynamics and surrogate gradient mismatch")
     asub = analyze.add_subparsers(dest="what", metavar="WHAT", required=True)
-    p = asub.add_parser("neuron", help="fixed points, rheobase, v_min; cobweb, f-I, bifurcation PNGs")
+    p = asub.add_parser("neuron",
+                        help="fixed points, rheobase, v_min; cobweb, f-I, bifurcation PNGs")
     _qif_args(p)
     p.add_argument("--out", default="analysis/neuron", help="folder for the PNGs")
     p.set_defaults(func=_neuron)
-    p = asub.add_parser("mismatch", help="cosine of surrogate vs smoothed-loss gradients per window")
+    p = asub.add_parser("mismatch",
+                        help="cosine of surrogate vs smoothed-loss gradients per window")
     _qif_args(p)
     p.add_argument("--sigma", type=float, default=1.0, help="tdBN input scale alpha*v_th")
     p.add_argument("--rho", type=float, default=0.5, help="share of the input std that is drive")
@@ -117,7 +119,8 @@ def add_commands(sub) -> None:
     p.add_argument("--neurons", type=int, default=64)
     p.add_argument("--batch", type=int, default=64, help="samples per surrogate gradient")
     p.add_argument("--batches", type=int, default=16, help="surrogate gradients averaged")
-    p.add_argument("--pairs", type=int, default=20000, help="antithetic pairs for the true gradient")
+    p.add_argument("--pairs", type=int, default=20000,
+                   help="antithetic pairs for the true gradient")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--factors", type=float, nargs="+",
                    default=[0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0],

@@ -53,7 +53,8 @@ def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
         ax.plot(xs, ys, lw=0.9, color=f"C{4 + i}", label=f"orbit from {u0:g}")
     for fp in dynamics.fixed_points(a, u1, u2):
         ax.plot(fp.u, fp.u, "o", color="k" if fp.stable else "w", mec="k", zorder=5)
-    ax.set(xlabel="U[t-1]", ylabel="H[t]", title=f"QIF null-input map a={a:g}, u1={u1:g}, u2={u2:g}")
+    ax.set(xlabel="U[t-1]", ylabel="H[t]",
+           title=f"QIF null-input map a={a:g}, u1={u1:g}, u2={u2:g}")
     ax.legend(fontsize=7, loc="upper left")
     return fig
 

@@ -52,7 +52,8 @@ class MismatchSetup:
 
     def __post_init__(self):
         if not (self.sigma > 0 and 0 <= self.rho < 1):
-            raise ValueError(f"mismatch needs sigma > 0 and 0 <= rho < 1, got sigma={self.sigma!r}, "
+            raise ValueError(f"mismatch needs sigma > 0 and 0 <= rho < 1, got "
+                             f"sigma={self.sigma!r}, "
                              f"rho={self.rho!r}")
         for name in ("T", "neurons", "batch", "batches", "pairs"):
             v = getattr(self, name)
@@ -117,7 +118,8 @@ def true_gradient(setup: MismatchSetup, chunk: int = 4096) -> tuple[torch.Tensor
         halves[0] += contrib[:, :half].sum(1)
         halves[1] += contrib[:, half:].sum(1)
         done += k
-    r = torch.nn.functional.cosine_similarity(halves[0].flatten(), halves[1].flatten(), dim=0).item()
+    r = torch.nn.functional.cosine_similarity(halves[0].flatten(), halves[1].flatten(),
+                                              dim=0).item()
     ceiling = math.sqrt(max(2 * r / (1 + r), 0.0)) if r > -1 else 0.0
     return (halves[0] + halves[1]) / setup.pairs, ceiling
 

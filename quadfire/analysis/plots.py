@@ -37,7 +37,8 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
         state = args[1] if len(args) > 1 else kwargs.get("state")
         res = module.run(args[0], state, trace=True)
         if not 0 <= sample < res.spikes.shape[1]:
-            raise ValueError(f"sample {sample} is out of range for a batch of {res.spikes.shape[1]}")
+            raise ValueError(f"sample {sample} is out of range for a batch of "
+                             f"{res.spikes.shape[1]}")
         v_th = module.params(args[0].dim() - 1).v_th
         out[names[module]] = LayerRecord(
             res.spikes[:, sample].flatten(1).double().cpu().numpy(),
@@ -103,7 +104,8 @@ def traces(records: dict[str, LayerRecord], layer: str, neurons=(0, 1, 2)) -> Fi
         ax.plot(t[fired], rec.h[fired, i], "*", ms=10, color=f"C{j}")
     ax.axhline(rec.v_th, color="C3", ls="--", lw=0.8, label="v_th")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="time step", ylabel="charged potential H", title=f"{layer} ({rec.kind}); * = spike")
+    ax.set(xlabel="time step", ylabel="charged potential H",
+           title=f"{layer} ({rec.kind}); * = spike")
     ax.legend(fontsize=8)
     return fig
 
@@ -133,7 +135,8 @@ def curves(run_dir: str | Path) -> Figure:
     """Loss, accuracy and other numeric columns of metrics.csv against epoch."""
     cols = read_metrics(run_dir)
     epoch = cols.pop("epoch") + 1
-    groups = {"loss": [k for k in cols if "loss" in k], "accuracy %": [k for k in cols if "acc" in k]}
+    groups = {"loss": [k for k in cols if "loss" in k],
+              "accuracy %": [k for k in cols if "acc" in k]}
     rest = [k for k in cols if k not in groups["loss"] + groups["accuracy %"]]
     if rest:
         groups["other"] = rest

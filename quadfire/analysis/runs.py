@@ -20,7 +20,8 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def load_model(path: str | Path):
-    """(model in eval mode, resolved TrainConfig, DatasetInfo) from a run directory or checkpoint."""
+    """(model in eval mode, resolved TrainConfig, DatasetInfo) from a run directory or a
+    checkpoint file."""
     from ..data import dataset_info
     from ..train import checkpoint
     from ..train.config import load_config

@@ -42,7 +42,8 @@ def _layer_to_nir(layer: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
     """The NIR node of a stateless leaf for one sample's input shape `shape`."""
     if isinstance(layer, nn.Conv2d):
         if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError(f"NIR export needs numeric zero padding, got padding={layer.padding!r}, "
+            raise ValueError(f"NIR export needs numeric zero padding, got "
+                             f"padding={layer.padding!r}, "
                              f"padding_mode={layer.padding_mode!r}")
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
         return nir.Conv2d(input_shape=tuple(shape[1:]), weight=_np(layer.weight),
@@ -145,7 +146,8 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
     inputs of one sample's shape `input_shape` (e.g. (C, H, W)); neurons use Euler step `dt`."""
     if not (isinstance(input_shape, (tuple, list)) and input_shape
             and all(isinstance(s, int) and s > 0 for s in input_shape)):
-        raise ValueError(f"input_shape must be one sample's shape like (C, H, W), got {input_shape!r}")
+        raise ValueError(f"input_shape must be one sample's shape like (C, H, W), "
+                         f"got {input_shape!r}")
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt!r}")
     builder = _Builder(float(dt))

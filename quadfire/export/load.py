@@ -18,7 +18,8 @@ def _read(graph) -> nir.NIRGraph:
             raise FileNotFoundError(f"no NIR file at {str(graph)!r}")
         return nir.read(graph)
     if not isinstance(graph, nir.NIRGraph):
-        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, got {type(graph).__name__}")
+        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, "
+                        f"got {type(graph).__name__}")
     return graph
 
 
@@ -81,7 +82,8 @@ def from_nir(graph, dt: float | None = None) -> nn.Sequential:
         elif type(node) in mapping or type(node) in DEFAULT_MAP:
             layers.append(TimeFold((mapping.get(type(node)) or DEFAULT_MAP[type(node)])(node)))
         else:
-            raise TypeError(f"NIR node {name!r} of type {type(node).__name__} has no quadfire layer")
+            raise TypeError(f"NIR node {name!r} of type {type(node).__name__} has no "
+                            f"quadfire layer")
     return nn.Sequential(*layers)
 
 

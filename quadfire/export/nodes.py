@@ -44,12 +44,15 @@ def _array(v, shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, float(v), dtype=np.float64)
 
 
+def _mean(v) -> float:
+    return float(v.detach().double().mean()) if isinstance(v, torch.Tensor) else float(v)
+
+
 def _window_meta(w: Window) -> dict:
-    # Per-channel windows (learnable neurons) are stored as their mean: NIR runs no backward
-    # pass, and quadfire re-derives rule-based windows from the parameters anyway.
-    mean = lambda v: float(v.detach().double().mean()) if isinstance(v, torch.Tensor) else float(v)  # noqa: E731
-    return {"surrogate_shape": w.shape, "surrogate_width": mean(w.width),
-            "surrogate_offset": mean(w.offset)}
+    # Only for resuming training in quadfire (NIR runs no backward pass); per-channel windows
+    # of learnable neurons, which `from_nir` does not import anyway, are stored as their mean.
+    return {"surrogate_shape": w.shape, "surrogate_width": _mean(w.width),
+            "surrogate_offset": _mean(w.offset)}
 
 
 def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = 1.0) -> nir.NIRNode:
@@ -132,7 +135,8 @@ def nir_to_neuron(node: nir.NIRNode, dt: float = 1.0) -> MultiStepNeuron:
         tau, r = _uniform(node.tau, "tau"), _uniform(node.r, "r")
         if not math.isclose(r * dt / tau, 1.0, rel_tol=1e-12):
             raise ValueError(f"quadfire LIF adds its input unscaled (r dt / tau = 1); this node "
-                             f"has r dt / tau = {r * dt / tau!r}. Pass the dt the graph was made for.")
+                             f"has r dt / tau = {r * dt / tau!r}. Pass the dt the graph was "
+                             f"made for.")
         return LIF(tau / dt, _uniform(node.v_threshold, "v_threshold"), "hard",
                    _uniform(node.v_reset, "v_reset"), _uniform(node.v_leak, "v_leak"), **kw)
     raise TypeError(f"no quadfire neuron for NIR node {type(node).__name__}; expected LIF, IF "
