@@ -5,12 +5,11 @@
 // allocator hands large tensors straight to malloc/mmap and back on free, so a training loop
 // faults in its activations anew at every step. Like the CUDA caching allocator, this cache
 // keeps freed buffers of the exact sizes a training loop requests again (spikes, H, dX) and
-// reuses them; new buffers are 2 MiB-aligned and advised to use transparent huge pages, which
-// makes the remaining faults ~512x rarer. The cache is bounded (QUADFIRE_CPU_CACHE_MB) and can
-// be emptied (quadfire.ops.cpu.empty_cache()); it holds memory, never numerical state.
+// reuses them. (Advising transparent huge pages was tried and dropped: on the test VM the first
+// huge-page faults of a process cost ~4 s per GB, far more than the 4 KiB faults they save.)
+// The cache is bounded (QUADFIRE_CPU_CACHE_MB) and can be emptied
+// (quadfire.ops.cpu.empty_cache()); it holds memory, never numerical state.
 #include "buffers.h"
-
-#include <sys/mman.h>
 
 #include <cstdlib>
 #include <map>
@@ -47,11 +46,7 @@ void* acquire(size_t bytes, size_t* capacity) {
       return data;
     }
   }
-  void* data = std::aligned_alloc(HUGE_PAGE, rounded);
-#ifdef MADV_HUGEPAGE
-  if (data) madvise(data, rounded, MADV_HUGEPAGE);  // advisory: failure means small pages
-#endif
-  return data;
+  return std::aligned_alloc(HUGE_PAGE, rounded);
 }
 
 void release(void* data, size_t capacity) {

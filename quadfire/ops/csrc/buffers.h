@@ -5,8 +5,8 @@
 
 namespace quadfire {
 
-// A 2 MiB-aligned buffer of at least `bytes`, advised to use transparent huge pages; reuses a
-// cached buffer of the same rounded size when there is one. `*capacity` receives the rounded
+// A 2 MiB-aligned buffer of at least `bytes` (sizes round to 2 MiB so near sizes share cache
+// entries); reuses a cached buffer of the same rounded size when there is one. `*capacity` receives the rounded
 // size, to pass back to `release`. Returns nullptr when the allocation fails.
 void* acquire(size_t bytes, size_t* capacity);
 
