@@ -96,3 +96,39 @@ def test_cuda_without_triton_is_named(monkeypatch):
     with pytest.raises(RuntimeError, match="needs the triton package"):
         gpu.require(torch.device("cuda"))
     assert not gpu.available()
+
+
+def _signature(kernel, types: dict, constexprs: dict) -> dict:
+    names = kernel.arg_names
+    return {n: ("constexpr" if n in constexprs else types.get(n, "i32")) for n in names}
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+def test_kernels_compile_for_cuda_without_fma(dtype):
+    """Compile (no GPU needed) to PTX for sm_90: the kernels type-check for every input dtype,
+    and with FMA fusion off no fma.rn appears, so the charge rounds like the reference."""
+    if INTERPRETING:
+        pytest.skip("compiles for a GPU target, not under the interpreter")
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from quadfire.ops import triton_kernels as k
+
+    target = GPUTarget("cuda", 90, 32)
+    options = {"num_warps": 4, "enable_fp_fusion": False}
+    fwd_const = {"QIF": True, "SOFT": False, "NEED_H": True, "BLOCK": 1024}
+    ptr = {n: "*fp32" for n in ("u0_ptr", "table_ptr", "u_ptr", "h_ptr")}
+    fwd = _signature(k.forward_kernel, {**ptr, "x_ptr": f"*{dtype}", "s_ptr": f"*{dtype}"}, fwd_const)
+    bwd_const = {"QIF": True, "SOFT": True, "SHAPE": 2, "HAS_GS": True, "HAS_GU": True,
+                 "HAS_GH": True, "SLOT_A": 0, "SLOT_U1": 1, "SLOT_U2": 2, "SLOT_VTH": 3,
+                 "SLOT_VR": -1, "BLOCK": 1024}
+    ptrs = {n: "*fp32" for n in ("gu_ptr", "gh_last", "h_last", "u0_ptr", "table_ptr", "gu0_ptr",
+                                 "gp_ptr")}
+    bwd = _signature(k.backward_kernel, {**ptrs, "gs_last": f"*{dtype}", "gx_last": f"*{dtype}",
+                                         "vmin_eq": "fp32"}, bwd_const)
+    for kernel, sig, const in ((k.forward_kernel, fwd, fwd_const), (k.backward_kernel, bwd, bwd_const)):
+        compiled = triton.compile(ASTSource(kernel, sig, constexprs=const), target=target,
+                                  options=options)
+        ptx = compiled.asm["ptx"]
+        assert ".entry" in ptx and "fma.rn" not in ptx
