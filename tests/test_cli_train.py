@@ -5,13 +5,14 @@ import pytest
 
 from quadfire.cli import main
 
-TINY = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
-        "--set", "tensorboard=false", "--set", "data.batch_size=128", "--set", "lr=5e-3"]
+NARROW = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
+          "--set", "tensorboard=false", "--set", "lr=5e-3"]
+TINY = NARROW + ["--set", "data.batch_size=128"]
 
 
 def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
     """`quadfire train` with no recipe is the digits demo (here 1 epoch of a narrow convnet)."""
-    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *TINY]) == 0
+    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
     out = capsys.readouterr().out
     table = out[out.index("digits demo"):].splitlines()
     assert table[1].split() == ["neuron", "test", "acc", "%", "firing", "rate", "paper", "%"]

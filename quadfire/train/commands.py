@@ -55,7 +55,8 @@ def _train(args) -> int:
         if resume == "auto":
             resume = cfg.run_dir / "last.pt"
     report = fit(cfg, resume=resume, smoke=args.smoke)
-    print(summary_line(report))
+    if report["rank"] == 0:
+        print(summary_line(report))
     if report["interrupted"]:
         print(f"stopped by signal {report['signal']}; resume with --resume "
               f"{cfg.run_dir / 'last.pt'}", file=sys.stderr)
@@ -97,6 +98,8 @@ def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
                 print(f"stopped by signal {report['signal']} during {cfg.run_id}", file=sys.stderr)
                 return 128 + int(report["signal"])
             results.setdefault(neuron, []).append(report)
+    if report["rank"] != 0:  # under torchrun, rank 0 alone prints and writes the table
+        return 0
     print(format_table(results, title or f"compare {recipe}, seeds {seeds}"))
     out = Path(cfg.out_dir) / f"compare-{cfg.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, ep
                                  if cfg.paper_accuracy is not None else None),
         "test_loss": test["loss"], "epochs_completed": epochs_done, "epochs": cfg.epochs,
         "interrupted": stopped, "signal": stop_signal, "smoke": smoke,
-        "world_size": run.dist.world_size,
+        "world_size": run.dist.world_size, "rank": run.dist.rank,
         "replica_digests": replica_digests,
         "replicas_identical": len(set(replica_digests)) == 1,
         "parameters": sum(p.numel() for p in run.model.parameters()),

@@ -3,18 +3,34 @@
 torch's SyncBatchNorm would replace `TdBN` and lose its time-major layout and alpha * v_th
 scale, so this subclass keeps both and only changes where the statistics come from: the
 per-channel sum, sum of squares and count over (T, N, H, W) are all-reduced with the
-autograd-aware collective, so gradients flow through the global mean and variance exactly as
-through a single large batch.
+`GlobalSum` (an all-reduce whose backward all-reduces the incoming gradient), so gradients
+flow through the global mean and variance exactly as through a single large batch.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
 
 from ..layers import TdBN
 from ..layers.time import fold_time, unfold_time
+
+
+class GlobalSum(torch.autograd.Function):
+    """Sum of a tensor over all ranks. Every rank's loss depends on the sum, so the gradient
+    with respect to one rank's term is the sum of all ranks' incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 class SyncTdBN(TdBN):
@@ -28,7 +44,7 @@ class SyncTdBN(TdBN):
         xf = fold_time(x).float()                      # [T*N, C, ...]
         dims = [0] + list(range(2, xf.dim()))
         count = torch.full((1,), xf.numel() / xf.shape[1], device=xf.device)
-        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
+        stats = GlobalSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
         c = self.num_features
         n = stats[-1]
         mean = stats[:c] / n
