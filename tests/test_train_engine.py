@@ -81,6 +81,8 @@ def test_sigterm_then_resume_matches_uninterrupted(tmp_path, monkeypatch, uninte
     assert resumed["replica_digests"] == full["replica_digests"]  # bit-identical weights
     assert resumed["accuracy"] == full["accuracy"]
     assert len((cfg.run_dir / "metrics.csv").read_text().splitlines()) == 3
+    again = engine.fit(cfg, resume=cfg.run_dir / "last.pt")  # already finished: evaluate only
+    assert again["accuracy"] == full["accuracy"] and again["epochs_completed"] == 2
 
 
 def test_corrupt_checkpoint_refuses_to_resume_and_is_kept(tmp_path):

@@ -268,6 +268,8 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool) -> d
                 stopped = True
                 break
     log.close()
+    if not stopped and done == first_epoch:  # resumed a finished run: nothing left to train
+        test = evaluate(run.net, run.test_loader, info, cfg.amp, 1 if smoke else None)
     digests = replica_digests(run.model, info)
     return write_report(run, test, best, stopped=stopped, stop_signal=stop.signal,
                         epochs_done=done, wall_s=time.time() - t0,
