@@ -132,7 +132,7 @@ def _guard(func):
     def run(args) -> int:
         try:
             return func(args)
-        except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
+        except (ConfigError, checkpoint.CheckpointError, FileNotFoundError, ValueError) as e:
             print(f"quadfire {args.command}: error: {e}", file=sys.stderr)
             return 2
     return run

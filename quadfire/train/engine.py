@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .report import write_report
-from .settings import save_yaml
+from .settings import ConfigError, save_yaml
 from .stop import StopRequest
 from .syncbn import convert_sync_tdbn
 
@@ -73,9 +73,9 @@ def uniform_ce(logits: torch.Tensor) -> torch.Tensor:
 def loss_fn(cfg: TrainConfig):
     """``(logits [T, N, K], labels [N]) -> scalar`` for `cfg.loss` (`quadfire.train.losses`).
 
-    Label smoothing eps uses CE(y_eps) = (1 - eps) CE(y) + eps CE(uniform); under TET it
-    smooths the per-step CE only, as TET's own code does, which rewrites
-    (1 - lam) CE_eps + lam MSE as (1 - eps) TET + eps ((1 - lam) CE_uniform + lam MSE).
+    Label smoothing eps uses CE(y_eps) = (1 - eps) CE(y) + eps CE(uniform), so the losses
+    module stays the single definition of CE and TET. Under TET it smooths the per-step CE
+    only: (1 - lam) CE_eps + lam MSE = (1 - eps) TET + eps ((1 - lam) CE_uniform + lam MSE).
     """
     eps, lam, phi = cfg.label_smoothing, cfg.tet_lambda, cfg.tet_phi
     base = losses.make_loss(cfg.loss, lam, phi)
@@ -106,7 +106,6 @@ class Run:
     info: object                  # quadfire.data.DatasetInfo
 
 
-
 def make_model(cfg: TrainConfig, data_info) -> nn.Module:
     """The recipe's model for inputs described by `data_info` (a `DatasetInfo`)."""
     kwargs = {"in_channels": data_info.in_channels, **cfg.model_kwargs}
@@ -118,8 +117,8 @@ def build(cfg: TrainConfig, info: distributed.DistInfo, smoke: bool = False) -> 
     loaders = synthetic_loaders if smoke else build_loaders
     train_loader, test_loader, data_info = loaders(cfg.data, distributed=info.distributed)
     if data_info.frames is not None and data_info.frames != cfg.T:
-        raise ValueError(f"T={cfg.T} but {data_info.name} frames carry data.T={data_info.frames} "
-                         f"time steps; set both to the same value")
+        raise ConfigError(f"T={cfg.T} but {data_info.name} frames carry data.T={data_info.frames} "
+                          f"time steps; set both to the same value")
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = make_model(cfg, data_info)
     if cfg.sync_bn and info.distributed:
