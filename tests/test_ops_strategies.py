@@ -119,7 +119,8 @@ def assert_same(ref, fused, what="", truth=None):
     Float32 sums of many terms can cancel, so the reference itself may sit more than RTOL from
     the exact value. When a gradient misses RTOL, `truth()` (the reference run in float64) is
     the judge: the fused gradient must then be within RTOL of it, or no further from it than
-    twice the float32 reference's own error.
+    twice the float32 reference's own error, or (parameters) within RTOL of the scale of the
+    terms summed into it, max |dL/dX|.
     """
     (r_out, r_grads), (f_out, f_grads) = ref, fused
     if currently_in_test_context():
@@ -154,5 +155,10 @@ def assert_same(ref, fused, what="", truth=None):
             assume(same)
         t = exact[1][i].to(r.dtype)
         ok = (f - t).abs() <= RTOL * scale + RTOL * t.abs() + 2 * (r - t).abs()
+        if i >= 2:
+            # a parameter gradient sums T*M terms of size |dL/dH| * O(1); when they cancel, the
+            # rounding of the terms, not the (tiny) sum, sets what float32 can promise
+            ok = ok | ((f - t).abs() <= RTOL * r_grads[0].abs().max())
         assert bool(ok.all()), (f"gradient {i} {what}: fused error {(f - t).abs().max().item():g} "
-                                f"vs float64, reference error {(r - t).abs().max().item():g}")
+                                f"vs float64, reference error {(r - t).abs().max().item():g}, "
+                                f"value {t.abs().max().item():g}, x grad {r_grads[0].abs().max().item():g}")
