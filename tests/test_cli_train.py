@@ -1,9 +1,15 @@
 """`quadfire train / eval / recipes / compare` through the real CLI entry point."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from quadfire.cli import main
+from quadfire.train import checkpoint
 
 NARROW = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
           "--set", "tensorboard=false", "--set", "lr=5e-3"]
@@ -77,3 +83,22 @@ def test_smoke_with_mixed_precision_and_clipping(amp, tmp_path):
     report = json.loads((tmp_path / "digits-qif-s0" / "report.json").read_text())
     assert report["settings"]["amp"] == amp and report["smoke"]
     assert main(["eval", str(tmp_path / "digits-qif-s0"), "--smoke"]) == 0
+
+
+def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
+    """A real `quadfire train` process, sent SIGTERM once its first checkpoint exists."""
+    cmd = [sys.executable, "-m", "quadfire.cli", "train", "digits-qif", "--set", "epochs=50",
+           "--set", f"out_dir={tmp_path}", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "resume with --resume" in err
+    state = checkpoint.load(ckpt)
+    assert 1 <= state["epoch"] < 50
+    assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
