@@ -3,8 +3,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from quadfire.train.config import TrainConfig, load_config
+from quadfire.train.optim import lr_factor
 from quadfire.train.settings import (ConfigError, coerce, from_dict, parse_overrides, save_yaml,
                                      valid_keys)
 
@@ -91,3 +94,19 @@ def test_bad_set_syntax_and_files(tmp_path):
 def test_run_dir():
     cfg = TrainConfig(name="x", neuron="lif", seed=3, out_dir="o")
     assert str(cfg.run_dir) == "o/x-lif-s3"
+
+
+@given(lr=st.floats(1e-6, 10, allow_nan=False), epochs=st.integers(1, 10_000),
+       seed=st.integers(0, 2**31 - 1), flag=st.booleans())
+def test_overrides_round_trip_through_strings(lr, epochs, seed, flag):
+    cfg = load_config(None, [f"lr={lr!r}", f"epochs={epochs}", f"seed={seed}", f"compile={flag}"])
+    assert (cfg.lr, cfg.epochs, cfg.seed, cfg.compile) == (lr, epochs, seed, flag)
+
+
+@given(total=st.integers(1, 500), warm_frac=st.floats(0, 0.99), floor=st.floats(0, 1),
+       step=st.integers(0, 600))
+def test_schedule_stays_between_floor_and_one(total, warm_frac, floor, step):
+    warmup = int(warm_frac * total)
+    f = lr_factor(step, total, warmup, floor)
+    assert (floor - 1e-12 <= f <= 1 + 1e-12) or step < warmup
+    assert 0 <= f <= 1 + 1e-12
