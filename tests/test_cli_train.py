@@ -102,3 +102,13 @@ def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
     state = checkpoint.load(ckpt)
     assert 1 <= state["epoch"] < 50
     assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
+
+
+def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys):
+    assert main(["train", "digits-qif", "--set", "epochs=1", "--set", f"out_dir={tmp_path}",
+                 *TINY]) == 0
+    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
+    assert main(["train", "--resume", str(ckpt), "--set", "epochs=2"]) == 0
+    assert checkpoint.load(ckpt)["epoch"] == 2
+    rows = (ckpt.parent / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
