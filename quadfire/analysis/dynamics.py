@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..neurons.params import qif_default_floor
+
 
 @dataclass(frozen=True)
 class FixedPoint:
@@ -74,11 +76,14 @@ def rest_stability(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> str:
 
 
 def steps_to_threshold(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-                       u0: float | None = None, max_steps: int = 100_000) -> np.ndarray:
+                       u0: float | None = None, max_steps: int = 100_000,
+                       v_min: float | str | None = "vertex") -> np.ndarray:
     """Steps until the first spike (H >= v_th) under constant input I (scalar or array),
-    starting from u0 (rest u1). Returns float64 with inf where the neuron never fires
+    starting from u0 (rest u1), with the neuron's floor U = max(H, v_min) ("vertex": the QIF
+    default floor; None: the raw map). Returns float64 with inf where the neuron never fires
     (I at or below the rheobase converges to the stable point; found by iterating until
     every element has fired or settled within 1e-12 of its fixed point)."""
+    floor = qif_default_floor(a, u1, u2) if v_min == "vertex" else v_min
     I = np.asarray(I, dtype=np.float64)
     u = np.full(I.shape, u1 if u0 is None else u0, dtype=np.float64)
     out = np.full(I.shape, np.inf)
@@ -90,8 +95,10 @@ def steps_to_threshold(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_t
         fired = live & (h >= v_th)
         out[fired] = t
         live &= ~fired
-        settled = live & (np.abs(h - low) < 1e-12)
-        live &= ~settled
+        if floor is not None:
+            h = np.maximum(h, floor)
+        # settled: at the stable point, or held exactly in place (e.g. on the floor)
+        live &= ~((np.abs(h - low) < 1e-12) | (h == u))
         if not live.any():
             break
         u = np.where(live, h, u)  # frozen once decided, so fired elements cannot overflow
