@@ -4,7 +4,8 @@
 CPU budget: the digits recipes run the plain ``--smoke`` (batch 2, full T); the paper recipes
 run it with batch 1 and T = 1 (data.T = 1 for event frames), their image sizes, channels,
 classes, models, losses and AMP settings unchanged. ``quadfire train RECIPE --smoke`` checks
-the full T (about a minute per recipe on 2 CPU cores).
+the full T at batch 2 (measured on 2 lightly loaded CPU cores: ResNet-19 CIFAR T = 4 9 s,
+SEW ResNet-34 ImageNet 13 s, ResNet-19 CIFAR10-DVS T = 10 41 s, with process start-up).
 """
 import json
 
