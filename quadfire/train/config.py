@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..data import DataConfig
-from .settings import ConfigError, from_dict, merge, parse_overrides, read_yaml, to_dict
+from .settings import ConfigError, from_dict, merge, parse_overrides, read_yaml
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("ce", "tet")
@@ -95,7 +95,3 @@ def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | 
         raise
     except (TypeError, ValueError) as e:  # a section's own validation (e.g. DataConfig)
         raise ConfigError(str(e)) from None
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return to_dict(cfg)
