@@ -1,5 +1,7 @@
-"""The `quadfire` command line. Each subsystem adds its own subcommands through an
-`add_commands(subparsers)` function in its package; this file only wires them together."""
+"""quadfire: train, evaluate, analyse and export spiking networks of QIF neurons.
+
+Each subsystem adds its own subcommands through an `add_commands(subparsers)` function in its
+package; this file only wires them together."""
 from __future__ import annotations
 
 import argparse
