@@ -13,14 +13,7 @@ from quadfire.layers import ConvBN, Encoder, TdBN, TimeFold, conv_bn, fold_tdbn
 from quadfire.models import create_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs: OpenMP barriers between 2 threads cost more than the work itself on a
-    busy machine (a ResNet-34 step took 3-11 s with 2 threads, 0.2-0.5 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_timefold_equals_per_step_application():
