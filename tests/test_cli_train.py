@@ -112,3 +112,17 @@ def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys):
     assert checkpoint.load(ckpt)["epoch"] == 2
     rows = (ckpt.parent / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+
+
+def test_download_flag_sets_the_data_option_in_order():
+    from quadfire.cli import build_parser
+    from quadfire.train.commands import config_for
+
+    args = build_parser().parse_args(["train", "cifar10-resnet19-t4-qif", "--set", "epochs=1",
+                                      "--download"])
+    assert args.overrides == ["epochs=1", "data.download=true"]
+    cfg = config_for(args.recipe, args.overrides, smoke=False)
+    assert cfg.data.download is True and cfg.epochs == 1
+    later = build_parser().parse_args(["train", "cifar10-resnet19-t4-qif", "--download",
+                                       "--set", "data.download=false"])
+    assert config_for(later.recipe, later.overrides, smoke=False).data.download is False

@@ -26,6 +26,9 @@ SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0", "data.batch_size=2",
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
+    p.add_argument("--download", dest="overrides", action="append_const",
+                   const="data.download=true",
+                   help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
     p.add_argument("--smoke", action="store_true",
                    help="2 training steps on generated data of the recipe's shape (no dataset needed)")
 
