@@ -62,12 +62,21 @@ def build_name() -> str:
 
 
 def _build():
-    from torch.utils import cpp_extension
-
     name = build_name()
     build_dir = _cache_dir() / name
+    built = sorted(build_dir.glob(f"{name}*.so"))
+    if built:
+        # Already compiled for exactly these sources, flags, torch and CPU: load the library
+        # directly. Importing cpp_extension costs time and logs CUDA noise on GPU-less hosts.
+        try:
+            torch.ops.load_library(str(built[0]))
+            return torch.ops.quadfire_cpu
+        except OSError:
+            pass  # e.g. a library another process is still linking: let the build path decide
+    from torch.utils import cpp_extension
+
     build_dir.mkdir(parents=True, exist_ok=True)
-    fresh = not any(build_dir.glob(f"{name}*.so"))
+    fresh = not built
     if fresh:
         print(f"quadfire: compiling the fused CPU neuron kernels (first use only, ~30 s); "
               f"cached in {build_dir}", file=sys.stderr, flush=True)
