@@ -126,3 +126,19 @@ def test_download_flag_sets_the_data_option_in_order():
     later = build_parser().parse_args(["train", "cifar10-resnet19-t4-qif", "--download",
                                        "--set", "data.download=false"])
     assert config_for(later.recipe, later.overrides, smoke=False).data.download is False
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """`compile=true` wraps the model in torch.compile (inductor on CPU, fused neurons as custom
+    ops); one epoch must train like eager: compiled kernels may round differently, so spikes can
+    flip here and there, but accuracy and firing rate stay close."""
+    reports = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        assert main(["train", "digits-qif", "--set", "epochs=1", "--set", f"compile={flag}",
+                     "--set", f"out_dir={out}", *NARROW]) == 0
+        reports[flag] = json.loads((out / "digits-qif-s0" / "report.json").read_text())
+    eager, compiled = reports["false"], reports["true"]
+    assert compiled["settings"]["compile"] is True
+    assert abs(compiled["accuracy"] - eager["accuracy"]) < 3.0
+    assert abs(compiled["firing_rate"] - eager["firing_rate"]) < 0.01
