@@ -49,25 +49,21 @@ class MultiStepNeuron(nn.Module):
 
     def rest_state(self, x_step: torch.Tensor) -> torch.Tensor:
         """The resting membrane [N, ...] for one step of input (float32 for half inputs)."""
-        p = self.params(x_step.dim())
-        dt = torch.float64 if x_step.dtype == torch.float64 else torch.float32
-        rest = rest_potential(p)
-        if isinstance(rest, torch.Tensor):
-            return torch.zeros(x_step.shape, dtype=dt, device=x_step.device) + rest.detach()
-        # one pass over [N, ...] instead of two: at 4M neurons this is not free next to a fused step
-        return torch.full(x_step.shape, rest, dtype=dt, device=x_step.device)
+        return _rest(self.params(x_step.dim()), x_step.shape, x_step.dtype, x_step.device)
 
     def run(self, x: torch.Tensor, state: torch.Tensor | None = None,
             trace: bool = False) -> NeuronOutput:
         """Run ``x [T, N, ...]`` from ``state [N, ...]`` (rest when None)."""
         check_sequence(x, self.channels)
         step_shape = x.shape[1:]
+        # Built once per call: for learnable neurons this is several small kernels and, in
+        # the window check, a device sync.
+        p = self.params(len(step_shape))
         if state is None:
-            state = self.rest_state(x.new_empty(step_shape))
+            state = _rest(p, step_shape, x.dtype, x.device)
         elif tuple(state.shape) != tuple(step_shape):
             raise ValueError(f"state must have the shape of one time step {tuple(step_shape)}, "
                              f"got {tuple(state.shape)}")
-        p = self.params(len(step_shape))
         return ops.neuron_multistep(x, p, state, trace=trace, backend=self.backend)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
@@ -76,6 +72,17 @@ class MultiStepNeuron(nn.Module):
     def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step ``x [N, ...]``: (spike, next state). Uses the step function directly."""
         raise NotImplementedError
+
+
+def _rest(p: QIFParams | LIFParams, shape: torch.Size, dtype: torch.dtype,
+          device: torch.device) -> torch.Tensor:
+    """The resting membrane of params `p` for one step of that shape (float32 for half)."""
+    dt = torch.float64 if dtype == torch.float64 else torch.float32
+    rest = rest_potential(p)
+    if isinstance(rest, torch.Tensor):
+        return torch.zeros(shape, dtype=dt, device=device) + rest.detach()
+    # one pass over [N, ...] instead of two: at 4M neurons this is not free next to a fused step
+    return torch.full(shape, rest, dtype=dt, device=device)
 
 
 def reset_kind(reset: str) -> bool:
