@@ -3,7 +3,7 @@
 Each field is a Python float or a tensor broadcastable against one time step of the input
 (``[N, C, ...]``); tensors appear when parameters are learnable. Validation of user-supplied
 floats happens once, here, at construction (`validate_qif`, `validate_lif`); learnable tensors
-are valid by construction (see `quadfire.neurons.learnable`).
+are valid by construction (see `quadfire.neurons.qif.QIF.values`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ Scalar = Union[float, torch.Tensor]
 
 @dataclass(frozen=True)
 class QIFParams:
-    """Parameters of the discretized QIF map (equations in `quadfire.neurons.qif.qif_step`).
+    """Parameters of the discretized QIF map (equations in `quadfire.neurons.steps`).
 
     a: curvature (> 0); u1: rest potential; u2: critical potential (unstable fixed point);
     v_th: threshold; v_reset: hard-reset value; v_min: lower bound on the membrane (None: no
@@ -39,7 +39,7 @@ class QIFParams:
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Parameters of the leaky map H = U - k (U - v_rest) + X (see `quadfire.neurons.lif`).
+    """Parameters of the leaky map H = U - k (U - v_rest) + X (see `quadfire.neurons.steps`).
 
     k = 1/tau is the leak per step, in [0, 1]: k = 0 is the IF neuron, k = 0.5 the tau = 2
     LIF of the TET/tdBN code. v_rest is also the initial potential.
