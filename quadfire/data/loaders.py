@@ -89,7 +89,7 @@ def synthetic_loaders(cfg: DataConfig, steps: int = 2, distributed: bool = False
     sets = [TensorPairs(torch.rand((n,) + sample, generator=g),
                         torch.randint(0, info.num_classes, (n,), generator=g))
             for _ in range(2)]
-    smoke = DataConfig(**{**vars(cfg), "eval_batch_size": cfg.batch_size, "workers": 0})
+    smoke = dataclasses.replace(cfg, eval_batch_size=cfg.batch_size, workers=0)
     return _loaders(smoke, sets[0], sets[1], info, distributed)
 
 
