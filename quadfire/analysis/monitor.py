@@ -1,9 +1,10 @@
 """Per-layer monitors over a data loader: firing rates, membrane histograms, SOPs, energy.
 
 `measure(model, loader)` is what `quadfire eval` prints and `report.json` stores; its keys are
-documented in docs/analysis.md. Everything is counted from the real forward pass through
-forward hooks, so nothing about the architecture is assumed beyond "spiking layers are
-`MultiStepNeuron` modules and synapses are nn.Conv1d / nn.Conv2d / nn.Linear".
+documented in docs/analysis.md. Everything is counted from the real forward pass (forward
+hooks on synapses, a traced stand-in for each neuron's forward), so nothing about the
+architecture is assumed beyond "spiking layers are `MultiStepNeuron` modules and synapses are
+nn.Conv1d / nn.Conv2d / nn.Linear".
 """
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ class _NeuronStats:
         self.neurons = 0
         self.hist = torch.zeros(HIST_BINS + 2, dtype=torch.float64)  # + under/overflow
 
-    def add(self, module: MultiStepNeuron, x: torch.Tensor, state) -> None:
-        out = module.run(x, state, trace=True)
+    def add(self, module: MultiStepNeuron, x: torch.Tensor, out) -> None:
+        """Count one call's `NeuronOutput` (run with trace=True) on input ``x [T, N, ...]``."""
         p = module.params(x.dim() - 1)
         h = out.trace
         self.window = p.window
@@ -126,10 +127,17 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
     neurons: dict[str, _NeuronStats] = {}
     synapses: dict[str, _SynapseStats] = {}
 
-    def on_neuron(module, args, kwargs, output):
-        stats = neurons.setdefault(names[module], _NeuronStats(module))
-        state = args[1] if len(args) > 1 else kwargs.get("state")
-        stats.add(module, args[0], state)
+    def traced(module: MultiStepNeuron):
+        # Stands in for the neuron's forward, so the membrane trace comes from the one run
+        # that also gives the model its spikes (a hook would have to run the layer twice).
+        def forward(x, state=None):
+            out = module.run(x, state, trace=True)
+            name = names[module]
+            if name not in neurons:
+                neurons[name] = _NeuronStats(module)
+            neurons[name].add(module, x, out)
+            return out.spikes
+        return forward
 
     def on_synapse(module, args, output):
         name = names[module]
@@ -137,10 +145,11 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
             synapses[name] = _SynapseStats(module, encoding=not synapses)
         synapses[name].add(module, args[0])
 
-    hooks = []
+    hooks, patched = [], []
     for module in model.modules():
         if isinstance(module, MultiStepNeuron):
-            hooks.append(module.register_forward_hook(on_neuron, with_kwargs=True))
+            module.forward = traced(module)  # an instance attribute, deleted below
+            patched.append(module)
         elif isinstance(module, energy.SYNAPTIC):
             hooks.append(module.register_forward_hook(on_synapse))
     was_training = model.training
@@ -158,6 +167,8 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
     finally:
         for h in hooks:
             h.remove()
+        for module in patched:
+            del module.forward
         model.train(was_training)
     if batches == 0:
         raise ValueError("measure got an empty loader: no batches to run")
