@@ -43,13 +43,16 @@ def build_quadfire(T: int, num_classes: int) -> nn.Module:
     return create_model("resnet19", neuron="qif", T=T, num_classes=num_classes)
 
 
+def sj_qif(**kw) -> nn.Module:
+    """SpikingJelly's QIFNode configured as quadfire's default QIF (module docstring)."""
+    from spikingjelly.activation_based import neuron, surrogate
+    return neuron.QIFNode(tau=2.0, a0=0.5, v_c=0.5, v_rest=0.0, v_reset=0.0,
+                          surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0), **kw)
+
+
 def build_spikingjelly(T: int, num_classes: int) -> nn.Module:
     """ResNet-19 from SpikingJelly layers, matching quadfire.models.resnet19."""
-    from spikingjelly.activation_based import functional, layer, neuron, surrogate
-
-    def sn():
-        return neuron.QIFNode(tau=2.0, a0=0.5, v_c=0.5, v_rest=0.0, v_reset=0.0,
-                              surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0))
+    from spikingjelly.activation_based import functional, layer
 
     def conv_bn(cin, cout, k, stride, alpha):
         return nn.Sequential(layer.Conv2d(cin, cout, k, stride, k // 2, bias=False),
@@ -59,11 +62,11 @@ def build_spikingjelly(T: int, num_classes: int) -> nn.Module:
         def __init__(self, cin, cout, stride):
             super().__init__()
             r = 1 / math.sqrt(2)
-            self.branch = nn.Sequential(conv_bn(cin, cout, 3, stride, 1.0), sn(),
+            self.branch = nn.Sequential(conv_bn(cin, cout, 3, stride, 1.0), sj_qif(),
                                         conv_bn(cout, cout, 3, 1, r))
             self.shortcut = (nn.Identity() if stride == 1 and cin == cout
                              else conv_bn(cin, cout, 1, stride, r))
-            self.sn = sn()
+            self.sn = sj_qif()
 
         def forward(self, x):
             return self.sn(self.branch(x) + self.shortcut(x))
@@ -75,9 +78,10 @@ def build_spikingjelly(T: int, num_classes: int) -> nn.Module:
         def __init__(self):
             super().__init__()
             self.body = nn.Sequential(
-                conv_bn(3, 128, 3, 1, 1.0), sn(), *stage(128, 128, 3, 1), *stage(128, 256, 3, 2),
-                *stage(256, 512, 2, 2), layer.AdaptiveAvgPool2d(1), layer.Flatten(),
-                layer.Linear(512, 256), sn(), layer.Linear(256, num_classes))
+                conv_bn(3, 128, 3, 1, 1.0), sj_qif(),
+                *stage(128, 128, 3, 1), *stage(128, 256, 3, 2), *stage(256, 512, 2, 2),
+                layer.AdaptiveAvgPool2d(1), layer.Flatten(),
+                layer.Linear(512, 256), sj_qif(), layer.Linear(256, num_classes))
 
         def forward(self, x):
             return self.body(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
@@ -112,10 +116,7 @@ def _load_library(row: str) -> None:
         from quadfire.neurons import QIF
         QIF()(x).sum().backward()
     else:
-        from spikingjelly.activation_based import neuron, surrogate
-        sn = neuron.QIFNode(tau=2.0, a0=0.5, v_c=0.5, v_rest=0.0, v_reset=0.0, step_mode="m",
-                            surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0))
-        sn(x).sum().backward()
+        sj_qif(step_mode="m")(x).sum().backward()
 
 
 def _peak_kib() -> int:
