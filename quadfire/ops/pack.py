@@ -79,25 +79,19 @@ def pack(p: QIFParams | LIFParams, step: tuple[int, ...], dtype: torch.dtype,
     mask = sum(1 << r for r, v in enumerate(rows[:GRAD_ROWS])
                if isinstance(v, torch.Tensor) and v.requires_grad)
     vmin_eq = 0.5 if isinstance(rows[5], torch.Tensor) else 0.0
-    span = _span([tuple(t.shape) for t in tensors], step)
     if not tensors:
         table = torch.tensor(rows, dtype=dtype, device=device).view(ROWS, 1)
         return Table(table, 1, 1, 0, vmin_eq)
-    if span is None:
-        first, last, cols = len(step), len(step) - 1, ()
-    else:
-        first, last = span
-        cols = tuple(step[first:last + 1])
     nd = len(step)
+    # no varying dim: an empty span past the last dim, so cols = () and period = inner = 1
+    first, last = _span([tuple(t.shape) for t in tensors], step) or (nd, nd - 1)
+    cols = tuple(step[first:last + 1])
     columns = []
     for v in rows:
         if isinstance(v, torch.Tensor):
             v = v.to(dtype).reshape((1,) * (nd - v.dim()) + tuple(v.shape))
-            v = v.reshape(v.shape[first:last + 1]) if cols else v.reshape(())
-            columns.append(v.expand(cols).reshape(-1))
+            columns.append(v.reshape(v.shape[first:last + 1]).expand(cols).reshape(-1))
         else:
             columns.append(torch.full((max(1, math.prod(cols)),), v, dtype=dtype, device=device))
     table = torch.stack(columns).contiguous()
-    period = math.prod(cols) if cols else 1
-    inner = math.prod(step[last + 1:]) if cols else 1
-    return Table(table, inner, period, mask, vmin_eq)
+    return Table(table, math.prod(step[last + 1:]), math.prod(cols), mask, vmin_eq)
