@@ -2,13 +2,15 @@
 
 `measure(model, loader)` is what `quadfire eval` prints and `report.json` stores; its keys are
 documented in docs/analysis.md. Everything is counted from the real forward pass (forward
-hooks on synapses, a traced stand-in for each neuron's forward), so nothing about the
+hooks on synapses, `traced_neurons` for the neurons), so nothing about the
 architecture is assumed beyond "spiking layers are `MultiStepNeuron` modules and synapses are
 nn.Conv1d / nn.Conv2d / nn.Linear".
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from itertools import islice
+from typing import Callable
 
 import torch
 from torch import nn
@@ -108,6 +110,33 @@ class _SynapseStats:
                 "binary_input": None if self.encoding else self.binary}
 
 
+@contextmanager
+def traced_neurons(model: nn.Module, on_run: Callable):
+    """While active, every `MultiStepNeuron` of `model` runs with ``trace=True`` and reports
+    ``on_run(module, x, out)`` (`out` a `NeuronOutput`) before returning its spikes.
+
+    The neurons' forward is replaced (as an instance attribute, removed on exit) rather than
+    hooked, so the trace comes from the very run that gives the model its spikes; a forward
+    hook would have to run every neuron layer a second time.
+    """
+    patched = [m for m in model.modules() if isinstance(m, MultiStepNeuron)]
+
+    def traced(module: MultiStepNeuron):
+        def forward(x, state=None):
+            out = module.run(x, state, trace=True)
+            on_run(module, x, out)
+            return out.spikes
+        return forward
+
+    try:
+        for module in patched:
+            module.forward = traced(module)
+        yield patched
+    finally:
+        for module in patched:
+            module.__dict__.pop("forward", None)
+
+
 def _batch_input(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
@@ -127,17 +156,11 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
     neurons: dict[str, _NeuronStats] = {}
     synapses: dict[str, _SynapseStats] = {}
 
-    def traced(module: MultiStepNeuron):
-        # Stands in for the neuron's forward, so the membrane trace comes from the one run
-        # that also gives the model its spikes (a hook would have to run the layer twice).
-        def forward(x, state=None):
-            out = module.run(x, state, trace=True)
-            name = names[module]
-            if name not in neurons:
-                neurons[name] = _NeuronStats(module)
-            neurons[name].add(module, x, out)
-            return out.spikes
-        return forward
+    def on_neuron(module, x, out):
+        name = names[module]
+        if name not in neurons:
+            neurons[name] = _NeuronStats(module)
+        neurons[name].add(module, x, out)
 
     def on_synapse(module, args, output):
         name = names[module]
@@ -145,30 +168,24 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
             synapses[name] = _SynapseStats(module, encoding=not synapses)
         synapses[name].add(module, args[0])
 
-    hooks, patched = [], []
-    for module in model.modules():
-        if isinstance(module, MultiStepNeuron):
-            module.forward = traced(module)  # an instance attribute, deleted below
-            patched.append(module)
-        elif isinstance(module, energy.SYNAPTIC):
-            hooks.append(module.register_forward_hook(on_synapse))
+    hooks = [m.register_forward_hook(on_synapse) for m in model.modules()
+             if isinstance(m, energy.SYNAPTIC)]
     was_training = model.training
     model.eval()
     samples = batches = 0
     T = None
     try:
-        for batch in islice(loader, max_batches):
-            x = _batch_input(batch)
-            out = model(x.to(device) if device is not None else x)
-            if out.dim() < 2:
-                raise ValueError(f"measure expects model outputs [T, N, classes], got shape "
-                                 f"{tuple(out.shape)}")
-            T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
+        with traced_neurons(model, on_neuron):
+            for batch in islice(loader, max_batches):
+                x = _batch_input(batch)
+                out = model(x.to(device) if device is not None else x)
+                if out.dim() < 2:
+                    raise ValueError(f"measure expects model outputs [T, N, classes], got "
+                                     f"shape {tuple(out.shape)}")
+                T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
     finally:
         for h in hooks:
             h.remove()
-        for module in patched:
-            del module.forward
         model.train(was_training)
     if batches == 0:
         raise ValueError("measure got an empty loader: no batches to run")

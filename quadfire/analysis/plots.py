@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from ..neurons.base import MultiStepNeuron
+from .monitor import traced_neurons
 
 
 @dataclass(frozen=True)
@@ -33,30 +33,26 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
     names = {m: n for n, m in model.named_modules()}
     out: dict[str, LayerRecord] = {}
 
-    def hook(module, args, kwargs, output):
-        state = args[1] if len(args) > 1 else kwargs.get("state")
-        res = module.run(args[0], state, trace=True)
+    def keep(module, x, res):
         if not 0 <= sample < res.spikes.shape[1]:
             raise ValueError(f"sample {sample} is out of range for a batch of "
                              f"{res.spikes.shape[1]}")
-        v_th = module.params(args[0].dim() - 1).v_th
+        v_th = module.params(x.dim() - 1).v_th
         out[names[module]] = LayerRecord(
             res.spikes[:, sample].flatten(1).double().cpu().numpy(),
             res.trace[:, sample].flatten(1).double().cpu().numpy(),
             float(v_th.mean()) if isinstance(v_th, torch.Tensor) else float(v_th),
             type(module).__name__)
 
-    hooks = [m.register_forward_hook(hook, with_kwargs=True) for m in model.modules()
-             if isinstance(m, MultiStepNeuron)]
-    if not hooks:
-        raise ValueError("the model has no spiking layers (MultiStepNeuron modules) to record")
     was_training = model.training
     try:
-        model.eval()
-        model(x)
+        with traced_neurons(model, keep) as neurons:
+            if not neurons:
+                raise ValueError("the model has no spiking layers (MultiStepNeuron modules) "
+                                 "to record")
+            model.eval()
+            model(x)
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
     return out
 
