@@ -1,7 +1,7 @@
 """The fused CPU backend against the reference: property tests, dtypes, empty and bad input."""
 from __future__ import annotations
 
-import copy
+import functools
 import os
 import subprocess
 import sys
@@ -14,7 +14,7 @@ from quadfire import ops
 from quadfire.neurons import LIF, QIF
 from quadfire.ops import cpu
 
-from test_ops_strategies import assert_same, cases, run
+from test_ops_strategies import assert_matches_reference, assert_same, cases, run
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,11 +25,7 @@ def built():
 
 @given(cases())
 def test_fused_cpu_matches_reference(case):
-    neuron, x, state, trace, seed = case
-    ref = run(neuron, x, state, trace, seed, "reference")
-    fused = run(neuron, x, state, trace, seed, "cpu")
-    assert_same(ref, fused, repr(neuron), truth=lambda: run(
-        copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))
+    assert_matches_reference(case, functools.partial(run, backend="cpu"))
 
 
 @settings(max_examples=15)

@@ -16,7 +16,7 @@ from quadfire import ops
 from quadfire.models import create_model
 from quadfire.neurons import QIF
 
-from test_ops_strategies import assert_same, cases, run
+from test_ops_strategies import assert_matches_reference, cases
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -50,10 +50,7 @@ def run_cuda(neuron, x, state, trace, seed, dtype=None):
 @settings(max_examples=200)
 @given(cases(max_t=64, max_elems=20000))
 def test_triton_on_gpu_matches_the_cpu_reference(case):
-    neuron, x, state, trace, seed = case
-    ref = run(neuron, x, state, trace, seed, "reference")
-    assert_same(ref, run_cuda(neuron, x, state, trace, seed), repr(neuron), truth=lambda: run(
-        copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))
+    assert_matches_reference(case, run_cuda)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

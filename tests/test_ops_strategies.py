@@ -4,10 +4,12 @@ A case is a real neuron module (QIF / LIF / PLIF / IF with random valid paramete
 mode, floor, surrogate and learnable parameters perturbed away from their init) and an input
 of random shape, layout and scale. `run` pushes it through one backend and returns outputs and
 every gradient; `assert_same` checks spikes, state and trace bit for bit and gradients within
-1e-5 relative (measured against each tensor's largest magnitude).
+1e-5 relative (measured against each tensor's largest magnitude); `assert_matches_reference`
+runs a case through the reference and a fused run and compares them.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -162,3 +164,12 @@ def assert_same(ref, fused, what="", truth=None):
         assert bool(ok.all()), (f"gradient {i} {what}: fused error {(f - t).abs().max().item():g} "
                                 f"vs float64, reference error {(r - t).abs().max().item():g}, "
                                 f"value {t.abs().max().item():g}, x grad {r_grads[0].abs().max().item():g}")
+
+
+def assert_matches_reference(case, run_fused):
+    """`assert_same` of ``run_fused(*case)`` against the reference run of a `cases()` case, with
+    the float64 reference as the judge of gradients that miss RTOL."""
+    neuron, x, state, trace, seed = case
+    ref = run(neuron, x, state, trace, seed, "reference")
+    assert_same(ref, run_fused(neuron, x, state, trace, seed), repr(neuron), truth=lambda: run(
+        copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))

@@ -6,7 +6,7 @@ are skipped. Interpretation is slow, so the cases are small.
 """
 from __future__ import annotations
 
-import copy
+import functools
 import os
 import subprocess
 import sys
@@ -19,7 +19,7 @@ from quadfire import ops
 from quadfire.neurons import LIF, PLIF, QIF
 from quadfire.ops import gpu
 
-from test_ops_strategies import assert_same, cases, run
+from test_ops_strategies import assert_matches_reference, assert_same, cases, run
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 interpreted = pytest.mark.skipif(not INTERPRETING,
@@ -45,11 +45,7 @@ def test_interpreted_kernels():
 @settings(max_examples=20)
 @given(cases(max_t=64, max_elems=800))
 def test_triton_matches_reference(case):
-    neuron, x, state, trace, seed = case
-    ref = run(neuron, x, state, trace, seed, "reference")
-    fused = run(neuron, x, state, trace, seed, "triton")
-    assert_same(ref, fused, repr(neuron), truth=lambda: run(
-        copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))
+    assert_matches_reference(case, functools.partial(run, backend="triton"))
 
 
 @interpreted
