@@ -34,11 +34,12 @@ def _neuron(args) -> int:
 
 def _mismatch(args) -> int:
     from . import figures
-    from .mismatch import MismatchSetup, format_table, measure_mismatch
+    from .mismatch import DEFAULT_FACTORS, MismatchSetup, format_table, measure_mismatch
 
     setup = MismatchSetup(args.a, args.u1, args.u2, args.v_th, args.sigma, args.rho, args.T,
                           args.neurons, args.batch, args.batches, args.pairs, args.seed)
-    result = measure_mismatch(setup, tuple(args.factors), shape=args.shape)
+    factors = DEFAULT_FACTORS if args.factors is None else tuple(args.factors)
+    result = measure_mismatch(setup, factors, shape=args.shape)
     print(format_table(result))
     out = Path(args.out)
     png = figures.save(figures.mismatch_figure(result), out / "mismatch.png")
@@ -122,8 +123,7 @@ def add_commands(sub) -> None:
     p.add_argument("--pairs", type=int, default=20000,
                    help="antithetic pairs for the true gradient")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--factors", type=float, nargs="+",
-                   default=[0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0],
+    p.add_argument("--factors", type=float, nargs="+",  # default: mismatch.DEFAULT_FACTORS
                    help="sweep widths as multiples of the band width 2(v_th - u2)")
     p.add_argument("--shape", default="rect", choices=("rect", "triangle", "sigmoid", "atan"))
     p.add_argument("--out", default="analysis/mismatch", help="folder for the PNG and JSON")
