@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from .pack import GRAD_ROWS
+
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 BLOCK = 1024
 NUM_WARPS = 4
@@ -73,7 +75,7 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, q
     gx = h.new_empty(h.shape, dtype=x_dtype)
     gu0 = torch.empty_like(u0)
     slots, g = [], 0
-    for r in range(5):
+    for r in range(GRAD_ROWS):
         slots.append(g if rows_mask >> r & 1 else -1)
         g += rows_mask >> r & 1
     gp = h.new_empty((g, m))
