@@ -44,17 +44,16 @@ def _train(args) -> int:
 
     if args.recipe is None and args.resume is None:
         return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
+    resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
-        if args.resume == "auto":
+        if resume == "auto":
             raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
                               "--resume runs/<run>/last.pt")
-        saved = checkpoint.load(args.resume)["config"]
+        saved = checkpoint.load(resume)["config"]
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
-        resume = args.resume
     else:
         cfg = config_for(args.recipe, args.overrides, args.smoke)
-        resume = args.resume
         if resume == "auto":
             resume = cfg.run_dir / "last.pt"
     report = fit(cfg, resume=resume, smoke=args.smoke)

@@ -10,11 +10,6 @@ from ..analysis.monitor import measure
 from .settings import to_dict
 
 
-def firing_summary(model, loader, device, max_batches: int | None) -> dict:
-    """`measure`'s result, on the test loader (this rank's shard under DDP)."""
-    return measure(model, loader, max_batches=max_batches, device=device)
-
-
 def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, epochs_done: int,
                  wall_s: float, smoke: bool, replica_digests: list[str]) -> dict:
     cfg = run.cfg
@@ -34,8 +29,9 @@ def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, ep
         "wall_s": wall_s,
     }
     if not stopped:
+        # On the test loader: this rank's shard under DDP.
         batches = 1 if smoke else (cfg.measure_batches or None)
-        m = firing_summary(run.model, run.test_loader, run.dist.device, batches)
+        m = measure(run.model, run.test_loader, max_batches=batches, device=run.dist.device)
         report["firing_rate"] = m["firing_rate"]
         report["layer_firing_rates"] = {k: v["firing_rate"] for k, v in m["layers"].items()}
         report["energy_pj"] = m["energy_pj"]
