@@ -89,6 +89,24 @@ def test_measure_restores_mode_and_validates():
         measure(net, [torch.zeros(1, 2, 1, 4, 4)], max_batches=0)
 
 
+def test_measure_runs_each_neuron_once_and_unpatches(monkeypatch):
+    calls = []
+    run = QIF.run
+    monkeypatch.setattr(QIF, "run", lambda self, *a, **kw: calls.append(kw) or run(self, *a, **kw))
+    net = nn.Sequential(QIF(), QIF())
+    x = torch.rand(3, 2, 5) * 2
+    expected = net(x)
+    calls.clear()
+    r = measure(net, [x])
+    assert calls == [{"trace": True}, {"trace": True}]  # the model's own run gives the trace
+    assert r["layers"]["1"]["spikes_per_sample"] == expected.sum().item() / 2
+    assert all("forward" not in m.__dict__ for m in net)
+    with pytest.raises(ValueError, match="time-major"):
+        measure(net, [x[0, 0]])  # raised inside the traced neuron
+    assert all("forward" not in m.__dict__ for m in net)
+    assert torch.equal(net(x), expected)
+
+
 def _brute_force_sops(mask, cout, k, stride, pad, dil, groups):
     """Loop over every output position and kernel tap: one accumulate per in-bounds non-zero."""
     n, cin, h, w = mask.shape
