@@ -54,15 +54,22 @@ inline void fence() {
 #endif
 }
 
+// One chunk's parameters by name, in table row order (neuron.h Row).
+template <typename T>
+struct ParamRows {
+  const T *a, *u1, *u2, *vth, *vr, *vmin, *w, *off;
+};
+
 // The parameter rows of one chunk, gathered once per chunk from the [ROWS, L] table.
 template <typename T>
 struct ChunkParams {
   T v[ROWS][CHUNK];
-  void load(const Problem<T>& p, int64_t e0, int64_t n) {
+  ParamRows<T> load(const Problem<T>& p, int64_t e0, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
       for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
     }
+    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[OFFSET]};
   }
 };
 
@@ -79,13 +86,7 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      pr.load(p, e0, n);
-      const T* a = pr.v[A];
-      const T* u1 = pr.v[U1];
-      const T* u2 = pr.v[U2];
-      const T* vth = pr.v[VTH];
-      const T* vr = pr.v[VRESET];
-      const T* vmin = pr.v[VMIN];
+      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
       for (int64_t i = 0; i < n; ++i) u[i] = p.u0[e0 + i];
       for (int64_t t = 0; t < p.steps; ++t) {
         const T* __restrict__ xt = x + t * M + e0;
@@ -125,15 +126,7 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      pr.load(p, e0, n);
-      const T* a = pr.v[A];
-      const T* u1 = pr.v[U1];
-      const T* u2 = pr.v[U2];
-      const T* vth = pr.v[VTH];
-      const T* vr = pr.v[VRESET];
-      const T* vmin = pr.v[VMIN];
-      const T* w = pr.v[WIDTH];
-      const T* off = pr.v[OFFSET];
+      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
       for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
       if (PARAM_GRADS)
         for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
