@@ -14,7 +14,8 @@ from quadfire import ops
 from quadfire.neurons import LIF, QIF
 from quadfire.ops import cpu
 
-from test_ops_strategies import assert_matches_reference, assert_same, cases, run
+from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
+                                 cases, run)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,14 +44,7 @@ def test_fused_cpu_float64(case):
 def test_half_inputs_spike_like_float32_on_rounded_input(dtype, neuron):
     torch.manual_seed(0)
     x = (torch.randn(9, 4, 3, 5) + 0.5).to(dtype).requires_grad_()
-    out = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="cpu")
-    ref = ops.neuron_multistep(x.detach().float(), neuron.params(3), neuron.rest_state(x[0]),
-                               backend="reference")
-    assert out.spikes.dtype == dtype and out.state.dtype == torch.float32
-    assert torch.equal(out.spikes.float(), ref.spikes)
-    assert torch.equal(out.state, ref.state)
-    out.spikes.float().sum().backward()
-    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+    assert_half_input(neuron, x, "cpu")
 
 
 def test_cpu_is_the_default_for_cpu_floats():

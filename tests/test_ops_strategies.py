@@ -5,7 +5,8 @@ mode, floor, surrogate and learnable parameters perturbed away from their init) 
 of random shape, layout and scale. `run` pushes it through one backend and returns outputs and
 every gradient; `assert_same` checks spikes, state and trace bit for bit and gradients within
 1e-5 relative (measured against each tensor's largest magnitude); `assert_matches_reference`
-runs a case through the reference and a fused run and compares them.
+runs a case through the reference and a fused run and compares them; `assert_half_input`
+checks a float16/bfloat16 input against float32 on the rounded input.
 """
 from __future__ import annotations
 
@@ -173,3 +174,18 @@ def assert_matches_reference(case, run_fused):
     ref = run(neuron, x, state, trace, seed, "reference")
     assert_same(ref, run_fused(neuron, x, state, trace, seed), repr(neuron), truth=lambda: run(
         copy.deepcopy(neuron).double(), x, state, trace, seed, "reference", torch.float64))
+
+
+def assert_half_input(neuron, x, backend):
+    """A float16/bfloat16 input ``x [T, N, ...]`` (requiring grad) on `backend`: spikes in x's
+    dtype equal to the float32 reference's on the rounded input, float32 state equal too, and a
+    finite gradient in x's dtype."""
+    nd = x.dim() - 1
+    out = ops.neuron_multistep(x, neuron.params(nd), neuron.rest_state(x[0]), backend=backend)
+    ref = ops.neuron_multistep(x.detach().float(), neuron.params(nd), neuron.rest_state(x[0]),
+                               backend="reference")
+    assert out.spikes.dtype == x.dtype and out.state.dtype == torch.float32
+    assert torch.equal(out.spikes.float(), ref.spikes)
+    assert torch.equal(out.state, ref.state)
+    out.spikes.float().sum().backward()
+    assert x.grad.dtype == x.dtype and torch.isfinite(x.grad.float()).all()

@@ -19,7 +19,8 @@ from quadfire import ops
 from quadfire.neurons import LIF, PLIF, QIF
 from quadfire.ops import gpu
 
-from test_ops_strategies import assert_matches_reference, assert_same, cases, run
+from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
+                                 cases, run)
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
 interpreted = pytest.mark.skipif(not INTERPRETING,
@@ -64,13 +65,7 @@ def test_triton_long_and_short_sequences(steps):
 def test_triton_half_inputs(dtype, neuron):
     x = ((torch.randn(7, 4, 3, 2, generator=torch.Generator().manual_seed(3)) + 0.5)
          .to(dtype).requires_grad_())
-    out = ops.neuron_multistep(x, neuron.params(3), neuron.rest_state(x[0]), backend="triton")
-    ref = ops.neuron_multistep(x.detach().float(), neuron.params(3), neuron.rest_state(x[0]),
-                               backend="reference")
-    assert out.spikes.dtype == dtype and out.state.dtype == torch.float32
-    assert torch.equal(out.spikes.float(), ref.spikes) and torch.equal(out.state, ref.state)
-    out.spikes.float().sum().backward()
-    assert x.grad.dtype == dtype and torch.isfinite(x.grad.float()).all()
+    assert_half_input(neuron, x, "triton")
 
 
 @interpreted
