@@ -11,6 +11,7 @@ from . import checkpoint
 from .config import load_config
 from .distributed import DistInfo, pick_device
 from .engine import evaluate, make_model
+from .report import write_json
 
 SMOKE = ["data.workers=0"]
 
@@ -42,5 +43,5 @@ def evaluate_checkpoint(path: str | Path, overrides: list[str] | None = None,
     report_path = ckpt_path.parent / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["eval"] = result
-    report_path.write_text(json.dumps(report, indent=1))
+    write_json(report_path, report)
     return result

@@ -44,10 +44,17 @@ def write_report(run, test: dict, best: float, **kw) -> dict:
     """Build the report; rank 0 writes it to ``<run_dir>/report.json``."""
     report = build_report(run, test, best, **kw)
     if run.dist.main:
-        path = Path(run.cfg.run_dir) / "report.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_finite(report), indent=1))
+        write_json(Path(run.cfg.run_dir) / "report.json", report)
     return report
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON (NaN/inf as null) through a temporary file and a rename, so a
+    reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(_finite(obj), indent=1))
+    tmp.replace(path)
 
 
 def _finite(v):
