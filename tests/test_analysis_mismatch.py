@@ -6,7 +6,7 @@ import torch
 
 from quadfire.analysis.mismatch import (MismatchSetup, _problem, format_table, measure_mismatch,
                                         surrogate_gradients, true_gradient)
-from quadfire.neurons import Window
+from quadfire.functional import Window
 
 
 def _phi(z):

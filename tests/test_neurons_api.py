@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from quadfire.neurons import IF, LIF, PLIF, QIF, neuron_factory
+from quadfire.neurons import IF, LIF, PLIF, QIF, NeuronSpec
 
 
 def all_neurons():
@@ -79,7 +79,7 @@ def test_invalid_lif_parameters(cls, kwargs, condition):
 
 
 @pytest.mark.parametrize("x, exc, msg", [
-    (torch.zeros(4, 3, dtype=torch.int64), TypeError, "floating point"),
+    (torch.zeros(4, 3, dtype=torch.int64), TypeError, "floating-point"),
     (torch.zeros(4), ValueError, r"\[T, N, \.\.\.\]"),
     ([1.0, 2.0], TypeError, "torch.Tensor"),
 ])
@@ -106,10 +106,10 @@ def test_no_hidden_state_between_calls():
     assert torch.equal(q(x), q(x))
 
 
-def test_neuron_factory():
-    make = neuron_factory("qif", learnable="channel", a=0.3)
+def test_neuron_spec():
+    make = NeuronSpec("qif", {"learnable": "channel", "a": 0.3}).make
     n = make(16)
     assert isinstance(n, QIF) and n.channels == 16
-    assert neuron_factory(lambda c: LIF())(3).__class__ is LIF
+    assert NeuronSpec(lambda c: LIF()).make(3).__class__ is LIF
     with pytest.raises(ValueError, match="unknown neuron"):
-        neuron_factory("hh")
+        NeuronSpec("hh")

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from quadfire.neurons import QIF, Window, spike
-from quadfire.neurons.surrogate import SHAPES, qif_window
+from quadfire.functional import SHAPES, Window, qif_window, spike
+from quadfire.neurons import QIF
 
 PARAMS = [dict(), dict(a=0.5, u1=-0.2, u2=0.3, v_th=1.2), dict(a=1.5, u1=0.0, u2=0.9)]
 

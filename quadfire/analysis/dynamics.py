@@ -1,4 +1,4 @@
-"""Dynamics of the discretized QIF map (paper.md section 3; derivations in docs/neuron.md).
+"""Dynamics of the discretized QIF map (derivations in docs/neuron.md).
 
 With constant input I the sub-threshold update is U <- g(U) = f(U) + I, where
 f(u) = u + a (u - u1)(u - u2) and d = u2 - u1. Everything here is closed form in float64;
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..neurons.params import qif_default_floor
+from ..functional import QIFParams, qif_charge, qif_default_floor, qif_slope, qif_vertex
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,14 @@ class FixedPoint:
 
 
 def qif_map(u, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, I: float = 0.0):
-    """g(u) = u + a (u - u1)(u - u2) + I, elementwise on floats or numpy arrays."""
-    return u + a * (u - u1) * (u - u2) + I
+    """g(u) = f(u) + I, the neuron's own charge (`quadfire.functional.qif_charge`) with input I,
+    elementwise on floats or numpy arrays."""
+    return qif_charge(I, u, QIFParams(a, u1, u2))
 
 
 def slope(u, a: float = 0.25, u1: float = 0.0, u2: float = 0.5):
-    """f'(u) = 1 + a (2u - u1 - u2)."""
-    return 1 + a * (2 * u - u1 - u2)
+    """f'(u) = 1 + a (2u - u1 - u2) (`quadfire.functional.qif_slope`)."""
+    return qif_slope(u, QIFParams(a, u1, u2))
 
 
 def rheobase(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> float:
@@ -42,8 +43,9 @@ def rheobase(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> float:
 
 
 def vertex(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> float:
-    """u_v = (u1 + u2)/2 - 1/(2a): f decreases below it (a discretization artefact)."""
-    return (u1 + u2) / 2 - 1 / (2 * a)
+    """u_v = (u1 + u2)/2 - 1/(2a): f decreases below it (a discretization artefact);
+    `quadfire.functional.qif_vertex`."""
+    return qif_vertex(a, u1, u2)
 
 
 def throw_point(a: float = 0.25, u1: float = 0.0) -> float:

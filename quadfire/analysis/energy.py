@@ -1,4 +1,4 @@
-"""Operation counts and the energy estimate (paper.md section 5, standard 45 nm figures).
+"""Operation counts and the energy estimate (standard 45 nm figures; docs/analysis.md).
 
 - Encoding layer (the first conv/linear, which sees the analogue input): multiply-accumulates,
   E_MAC = 4.6 pJ each.
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..neurons import IF, QIF
 from ..neurons.base import MultiStepNeuron
-from ..neurons.params import QIFParams
+from ..functional import QIFParams
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9

@@ -90,7 +90,7 @@ def bifurcation_figure(u1: float = 0.0, u2: float = 0.5, ad_max: float = 3.0,
 
 def mismatch_figure(result) -> Figure:
     """Cosine against window width (log scale) for the sweep, with each rule's window marked."""
-    from ..neurons.surrogate import QIF_RULES
+    from ..functional import QIF_RULES
 
     sweep = [k for k in result.cosine if k not in QIF_RULES]
     fig = Figure(figsize=(6, 4))

@@ -1,4 +1,4 @@
-"""Gradient mismatch of surrogate windows (paper.md section 4; method in docs/surrogate-window.md).
+"""Gradient mismatch of surrogate windows (method in docs/surrogate-window.md).
 
 Setup, for one layer of N independent QIF neurons over T steps:
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..neurons import QIF, Window
-from ..neurons.surrogate import QIF_RULES
+from ..functional import QIF_RULES, Window
+from ..neurons import QIF
 
 DEFAULT_FACTORS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0)
 

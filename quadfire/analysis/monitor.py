@@ -25,7 +25,7 @@ HIST_SPAN = (-4.0, 3.0)  # histogram range of H - v_th
 def inside_window(h: torch.Tensor, p) -> torch.Tensor:
     """Boolean mask of H values within the surrogate band |H - v_th - offset| < width / 2.
 
-    width = 1/peak for every shape (`quadfire.neurons.surrogate`), so this is where the
+    width = 1/peak for every shape (`quadfire.functional.surrogate`), so this is where the
     window carries most of its gradient; per-channel windows broadcast against one step."""
     w = p.window
     return ((h - p.v_th - w.offset).abs() < w.width / 2)

@@ -14,7 +14,7 @@ import torch
 
 from ..neurons import LIF, QIF
 from ..neurons.base import MultiStepNeuron
-from ..neurons.steps import fire_reset
+from ..functional import fire_reset
 from . import dynamics
 
 

@@ -24,10 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..neurons import IF, LIF, QIF, Window
+from ..functional import LIFParams, QIFParams, Window, lif_step, qif_step
+from ..neurons import IF, LIF, QIF
 from ..neurons.base import MultiStepNeuron
-from ..neurons.params import LIFParams, QIFParams
-from ..neurons.steps import lif_step, qif_step
 
 EXTENSION_KEY = "quadfire_node"
 EXTENSION_VERSION = 1
@@ -147,7 +146,7 @@ class NIRNeuronStep(nn.Module):
     """One time step of a NIR LIF / IF / QIF node, for nirtorch's executor:
     ``forward(x [N, ...], state=None) -> (spikes, U)``, state None meaning rest.
 
-    Runs quadfire's own step functions (`quadfire.neurons.steps`) with parameters rebuilt
+    Runs quadfire's own step functions (`quadfire.functional.steps`) with parameters rebuilt
     from the node, so a round trip reproduces quadfire's numerics exactly. Per-neuron values
     become buffers (moved by ``.to``); uniform ones stay Python floats, as in quadfire."""
 

@@ -2,7 +2,7 @@
 (and its folding into convs for inference), and input encoders."""
 from .encoding import Encoder
 from .tdbn import ConvBN, TdBN, conv_bn, fold_tdbn, fuse_conv_bn
-from .time import TimeFold, check_time_major, fold_time, unfold_time
+from .time import TimeFold, fold_time, unfold_time
 
-__all__ = ["TimeFold", "fold_time", "unfold_time", "check_time_major", "TdBN", "ConvBN",
+__all__ = ["TimeFold", "fold_time", "unfold_time", "TdBN", "ConvBN",
            "conv_bn", "fold_tdbn", "fuse_conv_bn", "Encoder"]

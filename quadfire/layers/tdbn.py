@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .time import TimeFold, check_time_major, fold_time, unfold_time
+from ..functional import check_time_major
+from .time import TimeFold, fold_time, unfold_time
 
 
 class TdBN(_BatchNorm):

@@ -9,16 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..functional import check_time_major
 from .spikes import saved_as_uint8
-
-
-def check_time_major(x: torch.Tensor, min_dims: int = 3, what: str = "layer") -> None:
-    """Raise a clear error unless ``x`` is a tensor [T, N, ...] with at least `min_dims` dims."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} input must be a torch.Tensor [T, N, ...], got {type(x).__name__}")
-    if x.dim() < min_dims:
-        raise ValueError(f"{what} input must be time-major [T, N, ...] with at least {min_dims} "
-                         f"dims, got shape {tuple(x.shape)}")
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:

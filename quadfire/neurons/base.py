@@ -9,24 +9,9 @@ import torch
 from torch import nn
 
 from .. import ops
-from ..ops import NeuronOutput
-from .params import LIFParams, QIFParams
-from .steps import rest_potential
-
-
-def check_sequence(x: torch.Tensor, channels: int | None = None) -> None:
-    """Validate a time-major input at the public boundary."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"neuron input must be a torch.Tensor [T, N, ...], got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"neuron input must be floating point (float16/bfloat16/float32/float64), "
-                        f"got {x.dtype}")
-    if x.dim() < 2:
-        raise ValueError(f"multi-step neuron input must be time-major [T, N, ...] with at least "
-                         f"2 dims, got shape {tuple(x.shape)}")
-    if channels is not None and (x.dim() < 3 or x.shape[2] != channels):
-        raise ValueError(f"this neuron has per-channel parameters for {channels} channels and "
-                         f"expects input [T, N, {channels}, ...], got shape {tuple(x.shape)}")
+from ..errors import ParameterError
+from ..functional import (LIFParams, NeuronOutput, QIFParams, check_channels, check_state,
+                          check_time_major, rest_potential)
 
 
 def per_channel(v: torch.Tensor, ndim_step: int) -> torch.Tensor:
@@ -54,17 +39,17 @@ class MultiStepNeuron(nn.Module):
     def run(self, x: torch.Tensor, state: torch.Tensor | None = None,
             trace: bool = False) -> NeuronOutput:
         """Run ``x [T, N, ...]`` from ``state [N, ...]`` (rest when None)."""
-        check_sequence(x, self.channels)
+        check_time_major(x)
+        check_channels(x, self.channels)
+        if state is not None:
+            check_state(state, x)
         step_shape = x.shape[1:]
         # Built once per call: for learnable neurons this is several small kernels and, in
         # the window check, a device sync.
         p = self.params(len(step_shape))
         if state is None:
             state = _rest(p, step_shape, x.dtype, x.device)
-        elif tuple(state.shape) != tuple(step_shape):
-            raise ValueError(f"state must have the shape of one time step {tuple(step_shape)}, "
-                             f"got {tuple(state.shape)}")
-        return ops.neuron_multistep(x, p, state, trace=trace, backend=self.backend)
+        return ops.dispatch(x, p, state, trace=trace, backend=self.backend)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         return self.run(x, state).spikes
@@ -88,7 +73,7 @@ def _rest(p: QIFParams | LIFParams, shape: torch.Size, dtype: torch.dtype,
 def reset_kind(reset: str) -> bool:
     """True for soft reset; validates the name."""
     if reset not in ("hard", "soft"):
-        raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
+        raise ParameterError(f"reset must be 'hard' or 'soft', got {reset!r}")
     return reset == "soft"
 
 
@@ -99,7 +84,7 @@ def check_learnable(learnable, channels: int | None) -> str | None:
     if learnable is True:
         learnable = "scalar"
     if learnable not in ("scalar", "channel"):
-        raise ValueError(f"learnable must be False, 'scalar' or 'channel', got {learnable!r}")
+        raise ParameterError(f"learnable must be False, 'scalar' or 'channel', got {learnable!r}")
     if learnable == "channel" and not (isinstance(channels, int) and channels > 0):
-        raise ValueError(f"learnable='channel' needs channels=<positive int>, got channels={channels!r}")
+        raise ParameterError(f"learnable='channel' needs channels=<positive int>, got channels={channels!r}")
     return learnable

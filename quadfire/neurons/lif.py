@@ -1,4 +1,4 @@
-"""LIF, PLIF and IF baseline modules. Equations: `quadfire.neurons.steps`."""
+"""LIF, PLIF and IF baseline modules. Equations: `quadfire.functional.steps`."""
 from __future__ import annotations
 
 import math
@@ -6,15 +6,14 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ParameterError
+from ..functional import QIF_RULES, LIFParams, lif_step, parse_surrogate, validate_lif
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
-from .params import LIFParams, validate_lif
-from .steps import lif_step
-from .surrogate import QIF_RULES, parse_surrogate
 
 
 def _fixed_window(surrogate, width):
     if isinstance(surrogate, str) and surrogate in QIF_RULES:
-        raise ValueError(f"window rule {surrogate!r} is derived from QIF parameters; LIF-family "
+        raise ParameterError(f"window rule {surrogate!r} is derived from QIF parameters; LIF-family "
                          f"neurons take a shape ('rect', 'triangle', 'sigmoid', 'atan') or a Window")
     return parse_surrogate(surrogate, width)[1]
 
@@ -52,7 +51,7 @@ class PLIF(LIF):
 
     def __init__(self, tau: float = 2.0, learnable="scalar", channels: int | None = None, **kw):
         if not tau > 1:
-            raise ValueError(f"PLIF needs an initial tau > 1 (leak in (0, 1)); got tau={tau!r}")
+            raise ParameterError(f"PLIF needs an initial tau > 1 (leak in (0, 1)); got tau={tau!r}")
         super().__init__(tau=tau, **kw)
         self.learnable = check_learnable(learnable, channels) or "scalar"
         self.channels = channels if self.learnable == "channel" else None

@@ -1,4 +1,4 @@
-"""The discretized QIF neuron module. Equations: `quadfire.neurons.steps`."""
+"""The discretized QIF neuron module. Equations: `quadfire.functional.steps`."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..functional import (QIFParams, parse_surrogate, qif_default_floor, qif_step, qif_window,
+                          validate_qif)
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
-from .params import QIFParams, qif_default_floor, validate_qif
-from .steps import qif_step
-from .surrogate import parse_surrogate, qif_window
 
 # Keeps the reparameterized values strictly inside their intervals in float32, where a
 # sigmoid saturates to exactly 1 for arguments above ~17.
@@ -26,7 +25,7 @@ def _inv_softplus(y: float) -> float:
 
 
 class QIF(MultiStepNeuron):
-    """Discretized QIF neuron over ``[T, N, ...]`` sequences (paper.md section 3).
+    """Discretized QIF neuron over ``[T, N, ...]`` sequences (docs/neuron.md).
 
     Args:
         a, u1, u2, v_th: the map's curvature, rest, critical potential and threshold.

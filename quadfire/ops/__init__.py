@@ -1,6 +1,7 @@
 """Multi-step neuron ops behind one dispatch point.
 
-`neuron_multistep` is the only function neuron modules call. It runs QIF, LIF, PLIF and IF
+`dispatch` is the only function neuron modules call (`neuron_multistep` is the same with the
+argument checks, for direct functional use). It runs QIF, LIF, PLIF and IF
 (IF is LIF with k = 0) forward, and backward through autograd, on one of these backends, chosen
 by device, dtype and availability (or forced with ``backend=``, for tests and benchmarks):
 
@@ -17,24 +18,11 @@ refuses them with an error instead of silently switching.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
-
-class NeuronOutput(NamedTuple):
-    """spikes [T, N, ...]; state: membrane U after the last step [N, ...];
-    trace: charged potential H[t] (the value compared with v_th) [T, N, ...], or None."""
-
-    spikes: torch.Tensor
-    state: torch.Tensor
-    trace: torch.Tensor | None
-
-
-# Imported after NeuronOutput: quadfire.neurons imports it from here, so `import quadfire.ops`
-# first (through quadfire.neurons.params) must find it already defined.
-from ..neurons.params import LIFParams, QIFParams  # noqa: E402
-from . import cpu, fused, gpu, pack, reference  # noqa: E402
+from ..errors import InputError, InputTypeError, ParameterError
+from ..functional import LIFParams, NeuronOutput, QIFParams, check_state, check_time_major
+from . import cpu, fused, gpu, pack, reference
 
 BACKENDS = ("reference", "cpu", "triton")
 
@@ -62,37 +50,17 @@ def select_backend(x: torch.Tensor, backend: str | None = None) -> str:
             return "triton"
         return "reference"
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise ParameterError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     if backend == "cpu":
         if x.device.type != "cpu":
-            raise ValueError(f"backend='cpu' runs CPU tensors; got a tensor on {x.device}")
+            raise InputError(f"backend='cpu' runs CPU tensors; got a tensor on {x.device}")
         cpu.require()
     if backend == "triton":
         gpu.require(x.device)
         if x.dtype not in gpu.DTYPES:
-            raise ValueError(f"backend='triton' runs {', '.join(map(str, gpu.DTYPES))} inputs "
+            raise InputError(f"backend='triton' runs {', '.join(map(str, gpu.DTYPES))} inputs "
                              f"(float32 state); got {x.dtype}")
     return backend
-
-
-def _check(x: torch.Tensor, p, u0: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"neuron input must be a floating-point tensor (float16/bfloat16/"
-                        f"float32/float64) [T, N, ...], got {got}")
-    if x.dim() < 2:
-        raise ValueError(f"neuron input must be time-major [T, N, ...] with at least 2 dims, "
-                         f"got shape {tuple(x.shape)}")
-    if not isinstance(p, (QIFParams, LIFParams)):
-        raise TypeError(f"neuron parameters must be QIFParams or LIFParams, got {type(p).__name__}")
-    if not isinstance(u0, torch.Tensor) or not u0.is_floating_point():
-        got = u0.dtype if isinstance(u0, torch.Tensor) else type(u0).__name__
-        raise TypeError(f"neuron state must be a floating-point tensor, got {got}")
-    if tuple(u0.shape) != tuple(x.shape[1:]):
-        raise ValueError(f"state must have the shape of one time step {tuple(x.shape[1:])}, "
-                         f"got {tuple(u0.shape)}")
-    if u0.device != x.device:
-        raise ValueError(f"state is on {u0.device} but the input is on {x.device}")
 
 
 def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor,
@@ -100,16 +68,27 @@ def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor
     """Run a QIF or LIF-family neuron over ``x [T, N, ...]`` from membrane state ``u0 [N, ...]``.
 
     Returns `NeuronOutput` (spikes in x.dtype; state and trace in float32, or float64 for
-    float64 input). Equations: `quadfire.neurons.steps`.
+    float64 input). Equations: `quadfire.functional.steps`. This is the checked public entry;
+    neuron modules, which check their own inputs, call `dispatch`.
     """
-    _check(x, p, u0)
+    check_time_major(x)
+    if not isinstance(p, (QIFParams, LIFParams)):
+        raise InputTypeError(f"neuron parameters must be QIFParams or LIFParams, got "
+                             f"{type(p).__name__}")
+    check_state(u0, x)
+    return dispatch(x, p, u0, trace, backend)
+
+
+def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor, trace: bool = False,
+             backend: str | None = None) -> NeuronOutput:
+    """`neuron_multistep` without the argument checks (the caller has made them)."""
     name = select_backend(x, backend)
     if name != "reference":
         cdt = reference.compute_dtype(x.dtype)
         ok = pack.supported(p, tuple(x.shape[1:]), cdt, x.device)
         if x.numel() == 0 or not ok:
             if backend is not None and not ok:
-                raise ValueError(f"backend={backend!r} cannot pack these parameters (tensor "
+                raise InputError(f"backend={backend!r} cannot pack these parameters (tensor "
                                  f"parameters must broadcast against one step {tuple(x.shape[1:])}"
                                  f", be {cdt} on {x.device}, and only a, u1, u2, k, v_rest, "
                                  f"v_th, v_reset may require grad); use the reference backend")

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ..neurons.params import QIFParams
+from ..functional import QIFParams
 from . import pack
 from .reference import compute_dtype
 

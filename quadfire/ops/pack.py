@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..neurons.params import LIFParams, QIFParams
+from ..functional import LIFParams, QIFParams
 
 ROWS = 8
 GRAD_ROWS = 5  # rows 0..4 can carry gradient; the floor and the window never do

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..neurons.params import LIFParams, QIFParams
-from ..neurons.steps import fire_reset, lif_charge, qif_charge
+from ..functional import LIFParams, QIFParams, fire_reset, lif_charge, qif_charge
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

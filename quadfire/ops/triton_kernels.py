@@ -4,7 +4,7 @@ One program owns BLOCK elements of a step and loops over T with the membrane in 
 per-step tensors are [T, M] contiguous and addressed by pointers that advance by M per step
 (64-bit pointer arithmetic, so T*M may exceed 2**31). Inputs may be float32, bfloat16 or
 float16; the state and all arithmetic are float32. The charge, fire, reset and floor are
-written in the operation order of `quadfire.neurons.steps`, and the launcher disables FMA
+written in the operation order of `quadfire.functional.steps`, and the launcher disables FMA
 fusion, so spikes equal the reference bit for bit; the table layout is `quadfire.ops.pack`'s.
 """
 from __future__ import annotations

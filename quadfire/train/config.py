@@ -48,7 +48,7 @@ class TrainConfig:
     run_name: str = ""                  # empty: `name`-`neuron`-s`seed`
     progress: bool = True               # tqdm bars (rank 0 only)
     tensorboard: bool = True
-    # The paper's reported accuracy for this setting (paper.md section 2), shown in report.json.
+    # The paper's reported accuracy for this setting (the recipe's `paper_reference`), shown in report.json.
     paper_accuracy: Optional[float] = None
     paper_reference: str = ""
     measure_batches: int = 0            # test batches for the firing-rate report; 0: all

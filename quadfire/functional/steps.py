@@ -1,6 +1,6 @@
 """The neuron equations, once, as pure step functions on one time step ``[N, ...]``.
 
-QIF (paper.md section 3), per element:
+QIF (docs/neuron.md), per element:
 
     H[t] = U[t-1] + a (U[t-1] - u1)(U[t-1] - u2) + X[t]         charge
     S[t] = Heaviside(H[t] - v_th)          (fires at H >= v_th)  fire
@@ -14,7 +14,7 @@ LIF / PLIF / IF: the same fire, reset and floor-free update with the linear char
     H[t] = U[t-1] - k (U[t-1] - v_rest) + X[t],   k = 1/tau   (k = 0: IF),   U[0] = v_rest
 
 which for k = 1/2, v_rest = 0 is the TET/tdBN code's ``mem * 0.5 + x``.
-The backward pass of S uses the params' surrogate window (`quadfire.neurons.surrogate`);
+The backward pass of S uses the params' surrogate window (`quadfire.functional.surrogate`);
 the gradient flows through the reset too (no detach), so dU/dH = (1 - S) + (v_reset - H) g.
 """
 from __future__ import annotations
@@ -28,6 +28,11 @@ from .surrogate import spike
 def qif_charge(x: torch.Tensor, u: torch.Tensor, p: QIFParams) -> torch.Tensor:
     """H = U + a (U - u1)(U - u2) + X."""
     return u + p.a * (u - p.u1) * (u - p.u2) + x
+
+
+def qif_slope(u, p: QIFParams):
+    """dH/dU of the QIF charge: f'(U) = 1 + a ((U - u1) + (U - u2))."""
+    return 1 + p.a * ((u - p.u1) + (u - p.u2))
 
 
 def lif_charge(x: torch.Tensor, u: torch.Tensor, p: LIFParams) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import Union
 
 import torch
 
+from ..errors import ParameterError
 from .surrogate import Window
 
 Scalar = Union[float, torch.Tensor]
@@ -19,7 +20,7 @@ Scalar = Union[float, torch.Tensor]
 
 @dataclass(frozen=True)
 class QIFParams:
-    """Parameters of the discretized QIF map (equations in `quadfire.neurons.steps`).
+    """Parameters of the discretized QIF map (equations in `quadfire.functional.steps`).
 
     a: curvature (> 0); u1: rest potential; u2: critical potential (unstable fixed point);
     v_th: threshold; v_reset: hard-reset value; v_min: lower bound on the membrane (None: no
@@ -39,7 +40,7 @@ class QIFParams:
 
 @dataclass(frozen=True)
 class LIFParams:
-    """Parameters of the leaky map H = U - k (U - v_rest) + X (see `quadfire.neurons.steps`).
+    """Parameters of the leaky map H = U - k (U - v_rest) + X (see `quadfire.functional.steps`).
 
     k = 1/tau is the leak per step, in [0, 1]: k = 0 is the IF neuron, k = 0.5 the tau = 2
     LIF of the TET/tdBN code. v_rest is also the initial potential.
@@ -78,33 +79,33 @@ def _fmt(**kw) -> str:
 
 def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
                  v_min: float | str | None) -> float | None:
-    """Raise ValueError naming the first violated condition of paper.md section 3.
+    """Raise ParameterError naming the first violated condition (docs/neuron.md, section 1).
 
     Returns the resolved floor (`v_min="vertex"` becomes `qif_default_floor`)."""
     given = _fmt(a=a, u1=u1, u2=u2, v_th=v_th)
     for name, val in (("a", a), ("u1", u1), ("u2", u2), ("v_th", v_th), ("v_reset", v_reset)):
         if not isinstance(val, (int, float)) or val != val or abs(val) == float("inf"):
-            raise ValueError(f"QIF parameter {name} must be a finite number, got {val!r}")
+            raise ParameterError(f"QIF parameter {name} must be a finite number, got {val!r}")
     if not a > 0:
-        raise ValueError(f"QIF needs a > 0 (the map must curve upwards); got {given}")
+        raise ParameterError(f"QIF needs a > 0 (the map must curve upwards); got {given}")
     if not u1 < u2:
-        raise ValueError(f"QIF needs u1 < u2 (rest below the critical potential); got {given}")
+        raise ParameterError(f"QIF needs u1 < u2 (rest below the critical potential); got {given}")
     if not u2 < v_th:
-        raise ValueError(f"QIF needs u2 < v_th (critical potential below threshold); got {given}")
+        raise ParameterError(f"QIF needs u2 < v_th (critical potential below threshold); got {given}")
     if not a * (u2 - u1) < 2:
-        raise ValueError(
+        raise ParameterError(
             f"QIF needs a*(u2 - u1) < 2 for a stable rest (period doubling at 2); "
             f"got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
     if not v_reset < v_th:
-        raise ValueError(f"QIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
+        raise ParameterError(f"QIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
     if v_min == "vertex":
         return qif_default_floor(a, u1, u2)
     if v_min is not None:
         if not isinstance(v_min, (int, float)) or v_min != v_min:
-            raise ValueError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
+            raise ParameterError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
         lo = u1 - 1 / a
         if not (lo <= v_min <= u1):
-            raise ValueError(
+            raise ParameterError(
                 f"QIF needs u1 - 1/a <= v_min <= u1 (below u1 - 1/a the map throws the potential "
                 f"above u2, so inhibition could cause a spike); got v_min={v_min!r}, "
                 f"allowed [{lo:g}, {u1:g}] for {given}")
@@ -115,10 +116,10 @@ def validate_lif(tau: float, v_th: float, v_reset: float, v_rest: float) -> None
     """Raise ValueError naming the violated condition for a LIF/IF neuron."""
     for name, val in (("tau", tau), ("v_th", v_th), ("v_reset", v_reset), ("v_rest", v_rest)):
         if not isinstance(val, (int, float)) or val != val or (name != "tau" and abs(val) == float("inf")):
-            raise ValueError(f"LIF parameter {name} must be a number, got {val!r}")
+            raise ParameterError(f"LIF parameter {name} must be a number, got {val!r}")
     if not tau >= 1:
-        raise ValueError(f"LIF needs tau >= 1 (leak 1/tau in (0, 1]); got tau={tau!r}")
+        raise ParameterError(f"LIF needs tau >= 1 (leak 1/tau in (0, 1]); got tau={tau!r}")
     if not v_reset < v_th:
-        raise ValueError(f"LIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
+        raise ParameterError(f"LIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
     if not v_rest < v_th:
-        raise ValueError(f"LIF needs v_rest < v_th; got v_rest={v_rest!r}, v_th={v_th!r}")
+        raise ParameterError(f"LIF needs v_rest < v_th; got v_rest={v_rest!r}, v_th={v_th!r}")

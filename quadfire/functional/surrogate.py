@@ -12,12 +12,6 @@ shape and every window integrates to 1 (a spike is worth one unit of potential).
 | atan       | (1/w) / (1 + (pi z / w)^2)                  | atan(pi z / w)/pi + 1/2              |
 
 The triangle of width 1 is the TET/tdBN baseline (`(gamma - abs(x))/gamma^2`, gamma = 1).
-The QIF rules derive (w, o) from the neuron's parameters; derivations in docs/neuron.md:
-
-- `band` (default): centre v_th, half-width v_th - u2: w = 2 (v_th - u2), o = 0.
-- `band-below`: the band [u2, v_th] only: w = v_th - u2, o = -(v_th - u2)/2.
-- `noise`: w = sqrt(2 pi) sigma / f'(v_th), f'(v_th) = 1 + a (2 v_th - u1 - u2); sigma is the
-  tdBN input scale (alpha * v_th; v_th when not given).
 """
 from __future__ import annotations
 
@@ -27,10 +21,11 @@ from typing import Union
 
 import torch
 
+from ..errors import ParameterError
+
 Scalar = Union[float, torch.Tensor]
 
 SHAPES = ("rect", "triangle", "sigmoid", "atan")
-QIF_RULES = ("band", "band-below", "noise")
 SHAPE_CODES = {name: i for i, name in enumerate(SHAPES)}  # the integer kernels receive
 
 
@@ -46,7 +41,7 @@ class Window:
 
     def __post_init__(self):
         if self.shape not in SHAPES:
-            raise ValueError(f"surrogate shape must be one of {SHAPES}, got {self.shape!r}")
+            raise ParameterError(f"surrogate shape must be one of {SHAPES}, got {self.shape!r}")
         w = self.width
         if isinstance(w, torch.Tensor):
             # under torch.compile a data-dependent check would break the graph; tensor widths
@@ -55,7 +50,7 @@ class Window:
         else:
             ok = w == w and w > 0
         if not ok:
-            raise ValueError(f"surrogate width must be > 0, got {w!r}")
+            raise ParameterError(f"surrogate width must be > 0, got {w!r}")
 
     @property
     def code(self) -> int:
@@ -105,37 +100,3 @@ class _SpikeFn(torch.autograd.Function):
 def spike(x: torch.Tensor, window: Window) -> torch.Tensor:
     """S = Heaviside(x) with surrogate gradient window.grad(x); x = H - v_th."""
     return _SpikeFn.apply(x, window)
-
-
-def _detached(v: Scalar) -> Scalar:
-    return v.detach() if isinstance(v, torch.Tensor) else v
-
-
-def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
-               sigma: float | None = None, shape: str = "rect") -> Window:
-    """The window of a QIF rule from the current parameter values (no gradient flows into it)."""
-    a, u1, u2, v_th = (_detached(v) for v in (a, u1, u2, v_th))
-    if rule == "band":
-        return Window(shape, 2 * (v_th - u2), 0.0)
-    if rule == "band-below":
-        return Window(shape, v_th - u2, -(v_th - u2) / 2)
-    if rule == "noise":
-        s = v_th if sigma is None else sigma
-        if not isinstance(s, torch.Tensor) and not s > 0:
-            raise ValueError(f"the noise window needs sigma > 0, got sigma={sigma!r}")
-        slope = 1 + a * (2 * v_th - u1 - u2)
-        return Window(shape, math.sqrt(2 * math.pi) * s / slope, 0.0)
-    raise ValueError(f"unknown QIF window rule {rule!r}; expected one of {QIF_RULES} "
-                     f"or a shape in {SHAPES}")
-
-
-def parse_surrogate(spec: Union[str, Window], width: float) -> tuple[str | None, Window | None]:
-    """Split a user's surrogate spec into (QIF rule, fixed window); exactly one is not None."""
-    if isinstance(spec, Window):
-        return None, spec
-    if spec in QIF_RULES:
-        return spec, None
-    if spec in SHAPES:
-        return None, Window(spec, width)
-    raise ValueError(f"surrogate must be a rule {QIF_RULES}, a shape {SHAPES} or a Window; "
-                     f"got {spec!r}")

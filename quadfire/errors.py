@@ -1,0 +1,45 @@
+"""The errors quadfire raises for a user's mistake (bad input, config, data or checkpoint).
+
+Every one derives from `QuadfireError` and also from the built-in type a caller would expect
+(ValueError, TypeError, FileNotFoundError, RuntimeError), so ``except ValueError`` keeps
+working. The command line turns a `QuadfireError` into one line and exit code 2; any other
+exception is a bug in quadfire and keeps its traceback. This module imports nothing.
+"""
+from __future__ import annotations
+
+
+class QuadfireError(Exception):
+    """Base class: something the user gave is not valid; the message says what and why."""
+
+
+class ParameterError(QuadfireError, ValueError):
+    """A neuron, window or layer parameter violates its constraint."""
+
+
+class InputError(QuadfireError, ValueError):
+    """A tensor has the wrong shape, layout or values for the call it was passed to."""
+
+
+class InputTypeError(QuadfireError, TypeError):
+    """An argument has the wrong type or dtype (for example an integer tensor of spikes)."""
+
+
+class ConfigError(QuadfireError, ValueError):
+    """A config key or value the user gave is not valid."""
+
+
+class DataError(QuadfireError, ValueError):
+    """A dataset file is corrupt, truncated or not in the expected format."""
+
+
+class DataNotFoundError(QuadfireError, FileNotFoundError):
+    """A dataset (or a file of it) is not where the config says."""
+
+
+class CheckpointError(QuadfireError, RuntimeError):
+    """A checkpoint is missing, truncated, corrupt, not a quadfire checkpoint, or does not
+    match the model it is loaded into."""
+
+
+class MissingExtraError(QuadfireError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""

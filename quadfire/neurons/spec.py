@@ -1,0 +1,79 @@
+"""A model's choice of neuron: a name with keyword arguments, a factory, or an instance.
+
+Models build one spiking layer per `NeuronSpec.make(channels)` call, so per-channel learnable
+neurons get their layer's channel count; `v_th` is the threshold the model's tdBN layers scale
+to.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Callable, Union
+
+from torch import nn
+
+from ..errors import ConfigError, ParameterError
+from .base import MultiStepNeuron
+from .lif import IF, LIF, PLIF
+from .qif import QIF
+
+NEURONS: dict[str, type[MultiStepNeuron]] = {"qif": QIF, "lif": LIF, "plif": PLIF, "if": IF}
+
+
+def _check_kwargs(cls: type, kwargs: dict) -> None:
+    """Unknown keyword arguments are named with the valid ones, before anything is built."""
+    valid = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kw")]
+    if cls is PLIF:  # PLIF passes the rest of LIF's arguments through **kw
+        valid += [n for n in inspect.signature(LIF.__init__).parameters
+                  if n not in ("self", "tau") and n not in valid]
+    unknown = sorted(set(kwargs) - set(valid) - {"channels"})
+    if unknown:
+        raise ConfigError(f"unknown neuron_kwargs {unknown} for {cls.__name__}; valid: "
+                          f"{', '.join(v for v in valid if v != 'channels')}")
+
+
+class NeuronSpec:
+    """``make(channels)`` builds one spiking layer; ``v_th`` is the threshold tdBN scales to
+    (the ``v_th`` keyword argument, else the instance's, else 1.0).
+
+    Args:
+        neuron: a name in NEURONS ("qif", "lif", "plif", "if"), a factory called as
+            ``factory(channels)``, or a MultiStepNeuron instance (deep-copied per layer).
+        neuron_kwargs: keyword arguments for a named neuron. For a factory only ``v_th`` is
+            allowed (the factory builds the neuron itself); an instance takes none.
+    """
+
+    def __init__(self, neuron: Union[str, Callable[[int], nn.Module], MultiStepNeuron] = "qif",
+                 neuron_kwargs: dict | None = None):
+        kwargs = dict(neuron_kwargs or {})
+        self.v_th = float(kwargs.get("v_th", 1.0))
+        if isinstance(neuron, MultiStepNeuron):
+            if kwargs:
+                raise ConfigError(f"neuron_kwargs {sorted(kwargs)} cannot be applied to a neuron "
+                                  f"instance; configure the instance instead")
+            self.v_th = float(getattr(neuron, "v_th", 1.0))
+            self._make: Callable[[int], nn.Module] = lambda channels: copy.deepcopy(neuron)
+        elif isinstance(neuron, nn.Module):
+            raise ParameterError(f"neuron must be a name, a factory or a MultiStepNeuron, "
+                                 f"got the module {type(neuron).__name__}")
+        elif callable(neuron) and not isinstance(neuron, str):
+            if set(kwargs) - {"v_th"}:
+                raise ConfigError(f"neuron_kwargs for a neuron factory may only hold 'v_th' "
+                                  f"(the tdBN scale); got {sorted(kwargs)}")
+            self._make = neuron
+        else:
+            if neuron not in NEURONS:
+                raise ConfigError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURONS)} "
+                                  f"or a callable")
+            cls = NEURONS[neuron]
+            _check_kwargs(cls, kwargs)
+            channelwise = kwargs.get("learnable") == "channel"
+
+            def make(channels: int) -> nn.Module:
+                return cls(**kwargs, **({"channels": channels} if channelwise else {}))
+
+            make(1 if channelwise else 0)  # validate the arguments once, at construction
+            self._make = make
+
+    def make(self, channels: int) -> nn.Module:
+        return self._make(channels)
