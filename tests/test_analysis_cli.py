@@ -1,4 +1,5 @@
 """`quadfire analyze neuron|mismatch` through the real CLI entry point."""
+import re
 import json
 
 import pytest
@@ -20,9 +21,10 @@ def test_analyze_neuron_prints_and_writes_pngs(tmp_path, capsys):
     assert json.loads((tmp_path / "neuron.json").read_text())["rest"] == "monotone"
 
 
-def test_analyze_neuron_rejects_invalid_parameters(tmp_path):
-    with pytest.raises(ValueError, match=r"a\*\(u2 - u1\) < 2"):
-        main(["analyze", "neuron", "--a", "5", "--out", str(tmp_path)])
+def test_analyze_neuron_rejects_invalid_parameters(tmp_path, capsys):
+    assert main(["analyze", "neuron", "--a", "5", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(r"quadfire analyze: error: .*a\*\(u2 - u1\) < 2", err[0])
 
 
 def test_analyze_mismatch_table_and_png(tmp_path, capsys):

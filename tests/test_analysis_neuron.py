@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from quadfire.analysis import dynamics
-from quadfire.analysis.neuron import bifurcation, fi_curve, null_orbit, summary
+from quadfire.analysis.single_neuron import bifurcation, fi_curve, null_orbit, summary
 from quadfire.neurons import IF, LIF, QIF
 
 

@@ -116,7 +116,7 @@ def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys):
 
 def test_download_flag_sets_the_data_option_in_order():
     from quadfire.cli import build_parser
-    from quadfire.train.commands import config_for
+    from quadfire.train.recipes import config_for
 
     args = build_parser().parse_args(["train", "cifar10-resnet19-t4-qif", "--set", "epochs=1",
                                       "--download"])

@@ -146,17 +146,17 @@ def make_dvs_tree(root, per_class=10, events=60, seed=0):
 
 def test_split_is_stratified_reproducible_and_loads(tmp_path):
     make_dvs_tree(tmp_path)
-    cfg = DataConfig(dataset="cifar10dvs", root=str(tmp_path), T=4, batch_size=8,
+    cfg = DataConfig(dataset="cifar10dvs", root=str(tmp_path), batch_size=8,
                      eval_batch_size=10)
-    train, test = cifar10dvs_datasets(cfg)
+    train, test = cifar10dvs_datasets(cfg, 4)
     assert len(train) == 90 and len(test) == 10
     assert sorted(test.labels) == list(range(10))
     assert not set(train.recordings) & set(test.recordings)
-    again, _ = cifar10dvs_datasets(cfg)
-    other, _ = cifar10dvs_datasets(DataConfig(**{**vars(cfg), "seed": 1}))
+    again, _ = cifar10dvs_datasets(cfg, 4)
+    other, _ = cifar10dvs_datasets(DataConfig(**{**vars(cfg), "seed": 1}), 4)
     assert again.recordings == train.recordings and other.recordings != train.recordings
     # One worker process: the dataset pickles and the worker writes the frame cache.
-    train_loader, test_loader, info = build_loaders(DataConfig(**{**vars(cfg), "workers": 1}))
+    train_loader, test_loader, info = build_loaders(DataConfig(**{**vars(cfg), "workers": 1}), 4)
     assert (info.frames, info.in_channels, info.image_size) == (4, 2, 48)
     x, y = next(iter(test_loader))
     assert x.shape == (4, 10, 2, 48, 48) and x.dtype == torch.float32
@@ -218,14 +218,16 @@ def test_too_short_recording_is_named(tmp_path):
 def test_missing_and_empty_layouts(tmp_path):
     cfg = DataConfig(dataset="cifar10dvs", root=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"cifar10-dvs/<class>/\*.aedat"):
-        build_loaders(cfg)
+        build_loaders(cfg, 10)
     base = make_dvs_tree(tmp_path, per_class=2)
     for f in (base / "cat").iterdir():
         f.unlink()
     with pytest.raises(ValueError, match="empty CIFAR10-DVS class folder .*cat"):
-        build_loaders(cfg)
+        build_loaders(cfg, 10)
     (base / "cat").rmdir()
     with pytest.raises(FileNotFoundError, match=r"class folders \['cat'\] missing"):
+        build_loaders(cfg, 10)
+    with pytest.raises(ValueError, match="time-major: pass the run's T"):
         build_loaders(cfg)
 
 

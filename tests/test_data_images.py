@@ -109,11 +109,14 @@ def test_cifar_missing_says_how_to_get_it(tmp_path):
 
 def test_cifar_download_flag_calls_torchvision(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr("quadfire.data.cifar.download_cifar",
-                        lambda dataset, root: (calls.append((dataset, root)),
-                                               make_cifar(tmp_path, dataset)))
-    cifar_datasets(DataConfig(dataset="cifar100", root=str(tmp_path), download=True))
-    assert calls == [("cifar100", str(tmp_path))]
+
+    def fake_cifar100(root, train, download):  # what torchvision's download leaves on disk
+        calls.append((root, train, download))
+        make_cifar(tmp_path, "cifar100")
+
+    monkeypatch.setattr("torchvision.datasets.CIFAR100", fake_cifar100)
+    build_loaders(DataConfig(dataset="cifar100", root=str(tmp_path), download=True))
+    assert calls == [(str(tmp_path), True, True)]
 
 
 def test_cifar_truncated_file_is_named(tmp_path):
@@ -200,8 +203,9 @@ def test_distributed_download_happens_once_on_rank_zero(tmp_path, monkeypatch):
     import torch.distributed as dist
 
     calls = []
-    monkeypatch.setattr("quadfire.data.cifar.download_cifar",
-                        lambda dataset, root: (calls.append(dataset), make_cifar(tmp_path, dataset)))
+    monkeypatch.setattr("torchvision.datasets.CIFAR10",
+                        lambda root, train, download: (calls.append("cifar10"),
+                                                       make_cifar(tmp_path, "cifar10")))
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0,
                             world_size=1)
     try:

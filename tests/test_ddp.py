@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from quadfire.layers import TdBN
 from quadfire.train import checkpoint
-from quadfire.train.syncbn import SyncTdBN, convert_sync_tdbn
+from quadfire.layers.sync_tdbn import SyncTdBN, convert_sync_tdbn
 
 
 def test_torchrun_two_processes_train_identical_replicas(tmp_path):

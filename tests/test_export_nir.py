@@ -127,7 +127,8 @@ def test_export_errors_name_the_problem():
 def _residual_net():
     from quadfire.layers import Encoder, conv_bn
     from quadfire.models.blocks import SEWBlock, SpikingBlock
-    from quadfire.models.common import NeuronSpec, SpikingNet
+    from quadfire.models.common import SpikingNet
+    from quadfire.neurons import NeuronSpec
 
     spec = NeuronSpec("qif")
     body = nn.Sequential(conv_bn(1, 4, spike_input=False), spec.make(4),

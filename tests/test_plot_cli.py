@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from quadfire.analysis.plots import read_metrics, record
-from quadfire.analysis.runs import load_model, sample_batch
+from quadfire.train.runs import load_run, sample_batch
 from quadfire.cli import main
 from quadfire.export import load_nirtorch, run_steps
 from quadfire.layers import fold_tdbn
@@ -37,7 +37,7 @@ def test_plot_raster_traces_curves(run_dir, tmp_path, capsys):
 
 
 def test_recorded_activity_is_the_models(run_dir):
-    model, cfg, _ = load_model(run_dir)
+    model, cfg = load_run(run_dir)[:2]
     x = sample_batch(cfg)
     rec = record(model, x, sample=3)
     assert list(rec) == ["body.1", "body.3", "body.7"]
@@ -49,13 +49,16 @@ def test_recorded_activity_is_the_models(run_dir):
     assert list(cols["epoch"]) == [0] and "test_acc" in cols
 
 
-def test_plot_errors_name_the_problem(run_dir, tmp_path):
-    with pytest.raises(ValueError, match="unknown spiking layer"):
-        main(["plot", "raster", str(run_dir), "--layers", "nope", "--out", str(tmp_path / "x.png")])
-    with pytest.raises(FileNotFoundError, match="metrics.csv"):
-        main(["plot", "curves", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="last.pt"):
-        main(["plot", "raster", str(tmp_path)])
+def test_plot_errors_name_the_problem(run_dir, tmp_path, capsys):
+    # A user's mistake is one line on stderr and exit code 2 (quadfire.cli), never a traceback.
+    for argv, match in [
+            (["plot", "raster", str(run_dir), "--layers", "nope", "--out", str(tmp_path / "x.png")],
+             "unknown spiking layer"),
+            (["plot", "curves", str(tmp_path)], "metrics.csv"),
+            (["plot", "raster", str(tmp_path)], "last.pt")]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("quadfire plot: error:") and match in err[0]
 
 
 def test_export_nir_of_a_trained_qif_run(run_dir, tmp_path, capsys):
@@ -63,7 +66,7 @@ def test_export_nir_of_a_trained_qif_run(run_dir, tmp_path, capsys):
     assert main(["export", str(run_dir), "--format", "nir", "--out", str(out)]) == 0
     assert "QIF (extension) x3" in capsys.readouterr().out
     graph = nir.read(out)
-    model, cfg, _ = load_model(run_dir)
+    model, cfg = load_run(run_dir)[:2]
     x = sample_batch(cfg).to(torch.float64)
     model = model.to(torch.float64)
     expected = fold_tdbn(model)(x)

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from quadfire.train.config import TrainConfig, load_config
 from quadfire.train.optim import lr_factor
-from quadfire.train.settings import (ConfigError, coerce, from_dict, parse_overrides, save_yaml,
-                                     valid_keys)
+from quadfire.errors import ConfigError
+from quadfire.train.typed_yaml import coerce, from_dict, parse_overrides, save_yaml, valid_keys
 
 
 @dataclass

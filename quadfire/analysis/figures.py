@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from ..neurons import QIF
 from . import dynamics
-from .neuron import bifurcation, default_lif, fi_curve, null_orbit
+from .single_neuron import bifurcation, default_lif, fi_curve, null_orbit
 
 
 def save(fig: Figure, path: str | Path) -> Path:

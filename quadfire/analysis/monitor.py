@@ -2,7 +2,7 @@
 
 `measure(model, loader)` is what `quadfire eval` prints and `report.json` stores; its keys are
 documented in docs/analysis.md. Everything is counted from the real forward pass (forward
-hooks on synapses, `traced_neurons` for the neurons), so nothing about the
+hooks on synapses, the neurons' observers for the neurons), so nothing about the
 architecture is assumed beyond "spiking layers are `MultiStepNeuron` modules and synapses are
 nn.Conv1d / nn.Conv2d / nn.Linear".
 """
@@ -13,9 +13,11 @@ from itertools import islice
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..neurons.base import MultiStepNeuron
+from ..layers import TimeFold
+from ..neurons import MultiStepNeuron
 from . import energy
 
 HIST_BINS = 140
@@ -111,30 +113,30 @@ class _SynapseStats:
 
 
 @contextmanager
-def traced_neurons(model: nn.Module, on_run: Callable):
-    """While active, every `MultiStepNeuron` of `model` runs with ``trace=True`` and reports
-    ``on_run(module, x, out)`` (`out` a `NeuronOutput`) before returning its spikes.
-
-    The neurons' forward is replaced (as an instance attribute, removed on exit) rather than
-    hooked, so the trace comes from the very run that gives the model its spikes; a forward
-    hook would have to run every neuron layer a second time.
-    """
-    patched = [m for m in model.modules() if isinstance(m, MultiStepNeuron)]
-
-    def traced(module: MultiStepNeuron):
-        def forward(x, state=None):
-            out = module.run(x, state, trace=True)
-            on_run(module, x, out)
-            return out.spikes
-        return forward
-
+def observed_neurons(model: nn.Module, on_run: Callable):
+    """While active, every `MultiStepNeuron` of `model` reports ``on_run(module, x, out)``
+    (`out` its `NeuronOutput`, trace included) after each forward call, through the neurons'
+    public observers (`MultiStepNeuron.register_observer`); contexts nest. Yields the list of
+    neuron modules."""
+    neurons = [m for m in model.modules() if isinstance(m, MultiStepNeuron)]
+    handles = [m.register_observer(on_run) for m in neurons]
     try:
-        for module in patched:
-            module.forward = traced(module)
-        yield patched
+        yield neurons
     finally:
-        for module in patched:
-            module.__dict__.pop("forward", None)
+        for h in handles:
+            h.remove()
+
+
+def encoding_layers(model: nn.Module) -> set[nn.Module]:
+    """The synapses that see the analogue input and so count MACs, not SOPs: those a model
+    marks (``TimeFold(..., encoding=True)``, as quadfire's models do for their first layer);
+    for a model with no marks, the first synapse in definition order."""
+    marked = {m.module for m in model.modules()
+              if isinstance(m, TimeFold) and m.encoding and isinstance(m.module, energy.SYNAPTIC)}
+    if marked:
+        return marked
+    first = next((m for m in model.modules() if isinstance(m, energy.SYNAPTIC)), None)
+    return set() if first is None else {first}
 
 
 def _batch_input(batch):
@@ -162,20 +164,23 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
             neurons[name] = _NeuronStats(module)
         neurons[name].add(module, x, out)
 
+    encoders = encoding_layers(model)
+
     def on_synapse(module, args, output):
         name = names[module]
         if name not in synapses:
-            synapses[name] = _SynapseStats(module, encoding=not synapses)
+            synapses[name] = _SynapseStats(module, encoding=module in encoders)
         synapses[name].add(module, args[0])
 
     hooks = [m.register_forward_hook(on_synapse) for m in model.modules()
              if isinstance(m, energy.SYNAPTIC)]
     was_training = model.training
     model.eval()
-    samples = batches = 0
+    samples = batches = correct = labelled = 0
+    loss = 0.0
     T = None
     try:
-        with traced_neurons(model, on_neuron):
+        with observed_neurons(model, on_neuron):
             for batch in islice(loader, max_batches):
                 x = _batch_input(batch)
                 out = model(x.to(device) if device is not None else x)
@@ -183,13 +188,22 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
                     raise ValueError(f"measure expects model outputs [T, N, classes], got "
                                      f"shape {tuple(out.shape)}")
                 T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
+                if isinstance(batch, (tuple, list)) and len(batch) > 1 and out.dim() == 3:
+                    y = batch[1].to(out.device)
+                    logits = out.float().mean(0)
+                    loss += F.cross_entropy(logits, y, reduction="sum").item()
+                    correct += (logits.argmax(1) == y).sum().item()
+                    labelled += y.shape[0]
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
     if batches == 0:
         raise ValueError("measure got an empty loader: no batches to run")
-    return summarize(neurons, synapses, samples, batches, T)
+    result = summarize(neurons, synapses, samples, batches, T)
+    if labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
+        result["accuracy"], result["loss"] = 100 * correct / labelled, loss / labelled
+    return result
 
 
 def summarize(neurons: dict, synapses: dict, samples: int, batches: int, T: int) -> dict:

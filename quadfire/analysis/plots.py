@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from .monitor import traced_neurons
+from ..errors import DataNotFoundError, InputError
+from .monitor import observed_neurons
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
 
     def keep(module, x, res):
         if not 0 <= sample < res.spikes.shape[1]:
-            raise ValueError(f"sample {sample} is out of range for a batch of "
+            raise InputError(f"sample {sample} is out of range for a batch of "
                              f"{res.spikes.shape[1]}")
         v_th = module.params(x.dim() - 1).v_th
         out[names[module]] = LayerRecord(
@@ -46,9 +47,9 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
 
     was_training = model.training
     try:
-        with traced_neurons(model, keep) as neurons:
+        with observed_neurons(model, keep) as neurons:
             if not neurons:
-                raise ValueError("the model has no spiking layers (MultiStepNeuron modules) "
+                raise InputError("the model has no spiking layers (MultiStepNeuron modules) "
                                  "to record")
             model.eval()
             model(x)
@@ -62,7 +63,7 @@ def _select(records: dict[str, LayerRecord], layers) -> dict[str, LayerRecord]:
         return records
     missing = [n for n in layers if n not in records]
     if missing:
-        raise ValueError(f"unknown spiking layer(s) {missing}; the model has {list(records)}")
+        raise InputError(f"unknown spiking layer(s) {missing}; the model has {list(records)}")
     return {n: records[n] for n in layers}
 
 
@@ -90,7 +91,7 @@ def traces(records: dict[str, LayerRecord], layer: str, neurons=(0, 1, 2)) -> Fi
     rec = _select(records, [layer])[layer]
     bad = [i for i in neurons if not 0 <= i < rec.h.shape[1]]
     if bad:
-        raise ValueError(f"neuron indices {bad} out of range: {layer} has {rec.h.shape[1]} neurons")
+        raise InputError(f"neuron indices {bad} out of range: {layer} has {rec.h.shape[1]} neurons")
     fig = Figure(figsize=(7, 4))
     ax = fig.add_subplot()
     t = np.arange(1, rec.h.shape[0] + 1)
@@ -110,12 +111,12 @@ def read_metrics(run_dir: str | Path) -> dict[str, np.ndarray]:
     """metrics.csv of a run directory as columns of floats (non-numeric columns dropped)."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"no metrics.csv in {str(run_dir)!r}: expected a run directory "
+        raise DataNotFoundError(f"no metrics.csv in {str(run_dir)!r}: expected a run directory "
                                 f"written by `quadfire train`")
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(f"{path} has no rows yet")
+        raise InputError(f"{path} has no rows yet")
     cols = {}
     for key in rows[0]:
         try:
@@ -123,7 +124,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, np.ndarray]:
         except (TypeError, ValueError):
             continue
     if "epoch" not in cols:
-        raise ValueError(f"{path} has no numeric 'epoch' column; columns: {list(rows[0])}")
+        raise InputError(f"{path} has no numeric 'epoch' column; columns: {list(rows[0])}")
     return cols
 
 

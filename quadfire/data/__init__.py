@@ -1,7 +1,12 @@
-"""Datasets and loaders: sklearn digits (the embedded default), CIFAR-10/100, ImageNet and
-CIFAR10-DVS. `build_loaders(DataConfig(...))` is the one entry point; see docs/data.md."""
-from .config import DATASETS, DataConfig, DatasetInfo, dataset_info
-from .loaders import ShardSampler, build_datasets, build_loaders, synthetic_loaders
+"""Datasets and loaders behind one registry: sklearn digits (the embedded default),
+CIFAR-10/100, ImageNet and CIFAR10-DVS. `build_loaders(DataConfig(...), T)` is the one entry
+point; `list_datasets()` names every registered dataset. See docs/data.md."""
+from . import cifar, cifar10dvs, digits, imagenet  # noqa: F401  (register)
+from .config import DataConfig, dataset_info
+from .loaders import ShardSampler, build_datasets, build_loaders, download, synthetic_loaders
+from .registry import (DatasetEntry, DatasetInfo, get_dataset, list_datasets, register_dataset,
+                       register_namespace)
 
-__all__ = ["DATASETS", "DataConfig", "DatasetInfo", "ShardSampler", "build_datasets",
-           "build_loaders", "dataset_info", "synthetic_loaders"]
+__all__ = ["DataConfig", "DatasetInfo", "DatasetEntry", "ShardSampler", "build_datasets",
+           "build_loaders", "dataset_info", "download", "get_dataset", "list_datasets",
+           "register_dataset", "register_namespace", "synthetic_loaders"]

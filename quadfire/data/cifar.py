@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .config import DataConfig
+from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import cifar_transforms
 
 LAYOUT = {
@@ -73,20 +74,18 @@ def _read_split(folder: Path, files: list[str], label_key: str, num_classes: int
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
-def download_cifar(dataset: str, root: str) -> None:
+def download_cifar(cfg: DataConfig) -> None:
     """Fetch and extract the archive with torchvision (md5-checked) unless already present."""
     import torchvision
 
-    cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
-    cls(root, train=True, download=True)
+    cls = torchvision.datasets.CIFAR10 if cfg.dataset == "cifar10" else torchvision.datasets.CIFAR100
+    cls(cfg.root, train=True, download=True)
 
 
 def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
     """(train, test) for cfg.dataset in {"cifar10", "cifar100"} under cfg.root."""
     folder_name, train_files, test_files, label_key = LAYOUT[cfg.dataset]
     folder = Path(cfg.root) / folder_name
-    if cfg.download:
-        download_cifar(cfg.dataset, cfg.root)
     missing = [n for n in train_files + test_files if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -98,3 +97,18 @@ def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
     train = CifarImages(*_read_split(folder, train_files, label_key, num_classes), train_tf)
     test = CifarImages(*_read_split(folder, test_files, label_key, num_classes), test_tf)
     return train, test
+
+
+def _entry(name: str, classes: int) -> DatasetEntry:
+    def info(cfg, T: int) -> DatasetInfo:
+        return DatasetInfo(name, classes, (3, 32, 32))
+
+    def build(cfg, T: int):
+        return (*cifar_datasets(cfg), info(cfg, T))
+
+    return DatasetEntry(name, info, build, download_cifar,
+                        f"CIFAR-{classes} (python-version pickles)")
+
+
+register_dataset(_entry("cifar10", 10))
+register_dataset(_entry("cifar100", 100))

@@ -26,8 +26,9 @@ from torch.utils.data import Dataset
 
 from .aedat import read_aedat
 from .common import stratified_split
-from .config import DataConfig
+from .config import DataConfig, frames_of
 from .events import integrate_frames, resize_frames
+from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import EventAugment
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -126,14 +127,28 @@ class DVSFrames(Dataset):
         return x, self.labels[i]
 
 
-def cifar10dvs_datasets(cfg: DataConfig) -> tuple[DVSFrames, DVSFrames]:
-    """(train, test) with the seeded 9:1 per-class split; training frames are flipped and
-    rolled (`transforms.EventAugment`)."""
+def cifar10dvs_datasets(cfg: DataConfig, T: int) -> tuple[DVSFrames, DVSFrames]:
+    """(train, test) of T frames per recording with the seeded 9:1 per-class split; training
+    frames are flipped and rolled (`transforms.EventAugment`)."""
     paths, labels = list_recordings(Path(cfg.root) / FOLDER)
     train_idx, test_idx = stratified_split(labels, TEST_FRACTION, cfg.seed)
 
     def subset(idx, transform):
-        return DVSFrames([paths[i] for i in idx], [labels[i] for i in idx], cfg.T,
+        return DVSFrames([paths[i] for i in idx], [labels[i] for i in idx], T,
                          cfg.frame_size, cfg.cache_dir, transform)
 
     return subset(train_idx, EventAugment(5)), subset(test_idx, None)
+
+
+def _info(cfg, T: int | None) -> DatasetInfo:
+    return DatasetInfo("cifar10dvs", len(CLASSES), (2, cfg.frame_size, cfg.frame_size),
+                       frames_of("cifar10dvs", T))
+
+
+def _build(cfg, T: int | None):
+    info = _info(cfg, T)
+    return (*cifar10dvs_datasets(cfg, info.frames), info)
+
+
+register_dataset(DatasetEntry("cifar10dvs", _info, _build,
+                              description="CIFAR10-DVS AEDAT recordings, framed and cached"))

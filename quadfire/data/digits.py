@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .common import TensorPairs, stratified_split
+from .registry import DatasetEntry, DatasetInfo, register_dataset
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 8
@@ -28,3 +29,19 @@ def digits_datasets(test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorPa
     train_idx, test_idx = stratified_split(bunch.target, test_fraction, seed)
     return (TensorPairs(images[train_idx], labels[train_idx]),
             TensorPairs(images[test_idx], labels[test_idx]))
+
+
+def _info(cfg, T: int) -> DatasetInfo:
+    return DatasetInfo("digits", NUM_CLASSES, (1, IMAGE_SIZE, IMAGE_SIZE))
+
+
+def _build(cfg, T: int):
+    return (*digits_datasets(seed=cfg.seed), _info(cfg, T))
+
+
+def _bundled(cfg) -> None:
+    """Nothing to fetch: the digits ship inside scikit-learn."""
+
+
+register_dataset(DatasetEntry("digits", _info, _build, _bundled,
+                              description="scikit-learn's 8x8 digits (bundled, no download)"))

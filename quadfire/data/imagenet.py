@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
 from .config import DataConfig
+from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import imagenet_transforms
 
 
@@ -53,3 +54,16 @@ def imagenet_datasets(cfg: DataConfig) -> tuple[ImageFolder, ImageFolder]:
         raise ValueError(f"{base}/train and {base}/val must hold the same class folders; "
                          f"only in train: {only_train}, only in val: {only_val}")
     return train, test
+
+
+def _info(cfg, T: int, num_classes: int = 1000) -> DatasetInfo:
+    return DatasetInfo("imagenet", num_classes, (3, 224, 224))
+
+
+def _build(cfg, T: int):
+    train, test = imagenet_datasets(cfg)
+    return train, test, _info(cfg, T, len(train.classes))  # the class folders define the count
+
+
+register_dataset(DatasetEntry("imagenet", _info, _build,
+                              description="ILSVRC-2012 class folders"))

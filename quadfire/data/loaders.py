@@ -9,7 +9,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .common import TensorPairs, time_major_collate
-from .config import DataConfig, DatasetInfo, dataset_info
+from ..errors import ConfigError
+from .config import DataConfig, dataset_info
+from .registry import DatasetInfo, get_dataset
 
 
 class ShardSampler(Sampler[int]):
@@ -33,58 +35,56 @@ class ShardSampler(Sampler[int]):
         pass
 
 
-def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset, DatasetInfo]:
-    """(train, test, info) for `cfg.dataset`, read from `cfg.root`."""
+def build_datasets(cfg: DataConfig, T: int | None = None) -> tuple[Dataset, Dataset, DatasetInfo]:
+    """(train, test, info) for `cfg.dataset` and a run of T steps (needed by time-major data,
+    ignored by static images), read from `cfg.root`."""
     cfg.validate()
-    if cfg.dataset == "digits":
-        from .digits import digits_datasets
-        train, test = digits_datasets(seed=cfg.seed)
-        return train, test, dataset_info(cfg)
-    if cfg.dataset in ("cifar10", "cifar100"):
-        from .cifar import cifar_datasets
-        train, test = cifar_datasets(cfg)
-        return train, test, dataset_info(cfg)
-    if cfg.dataset == "imagenet":
-        from .imagenet import imagenet_datasets
-        train, test = imagenet_datasets(cfg)
-        return train, test, dataset_info(cfg, num_classes=len(train.classes))
-    from .cifar10dvs import cifar10dvs_datasets
-    train, test = cifar10dvs_datasets(cfg)
-    return train, test, dataset_info(cfg)
+    return get_dataset(cfg.dataset).build(cfg, T)
 
 
-def build_loaders(cfg: DataConfig, distributed: bool = False
+def download(cfg: DataConfig, distributed: bool = False) -> None:
+    """Fetch `cfg.dataset` if it is missing (``cfg.download``); under DDP one process fetches
+    while the others wait, so no two write the archive at once."""
+    entry = get_dataset(cfg.dataset)
+    if entry.download is None:
+        raise ConfigError(f"data.download=true, but quadfire cannot fetch {cfg.dataset!r}; put "
+                          f"it under data.root={cfg.root!r} as docs/data.md describes")
+    if not distributed:
+        entry.download(cfg)
+        return
+    _require_process_group()
+    if dist.get_rank() == 0:
+        entry.download(cfg)
+    dist.barrier()
+
+
+def build_loaders(cfg: DataConfig, T: int | None = None, distributed: bool = False
                   ) -> tuple[DataLoader, DataLoader, DatasetInfo]:
-    """(train_loader, test_loader, info) for `cfg`.
+    """(train_loader, test_loader, info) for `cfg` and a run of T steps.
 
     distributed=True requires an initialised default process group: training batches come
     from a DistributedSampler (shuffled with `cfg.seed`; call ``train_loader.sampler
     .set_epoch(epoch)`` every epoch), the test set is sharded exactly by `ShardSampler`.
     """
-    if distributed and cfg.download and cfg.dataset in ("cifar10", "cifar100"):
-        _require_process_group()
-        # One process fetches the archive while the others wait, so no two write it at once.
-        if dist.get_rank() == 0:
-            from .cifar import download_cifar
-            download_cifar(cfg.dataset, cfg.root)
-        dist.barrier()
-        cfg = dataclasses.replace(cfg, download=False)
-    train, test, info = build_datasets(cfg)
+    cfg.validate()
+    if cfg.download:
+        download(cfg, distributed)
+    train, test, info = build_datasets(cfg, T)
     return _loaders(cfg, train, test, info, distributed)
 
 
-def synthetic_loaders(cfg: DataConfig, steps: int = 2, distributed: bool = False
+def synthetic_loaders(cfg: DataConfig, T: int | None = None, steps: int = 2,
+                      distributed: bool = False
                       ) -> tuple[DataLoader, DataLoader, DatasetInfo]:
-    """Loaders of uniform random inputs with the true shape of `cfg.dataset`, `steps`
-    batches of `cfg.batch_size` each (train and test alike), for smoke runs without data."""
+    """Loaders of uniform random inputs with the true shape of `cfg.dataset` (for a run of T
+    steps), `steps` batches of `cfg.batch_size` each (train and test alike), for smoke runs
+    without data."""
     cfg.validate()
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    info = dataset_info(cfg)
+    info = dataset_info(cfg, T)
     g = torch.Generator().manual_seed(cfg.seed)
-    sample = (info.in_channels, info.image_size, info.image_size)
-    if info.frames is not None:
-        sample = (info.frames,) + sample
+    sample = info.step_shape if info.frames is None else (info.frames,) + info.step_shape
     n = steps * cfg.batch_size
     sets = [TensorPairs(torch.rand((n,) + sample, generator=g),
                         torch.randint(0, info.num_classes, (n,), generator=g))

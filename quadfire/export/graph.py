@@ -22,7 +22,7 @@ from torch import nn
 
 from ..layers import ConvBN, TdBN, TimeFold, fuse_conv_bn
 from ..layers.encoding import Encoder
-from ..models.blocks import SEWBlock, SpikingBlock
+from ..models.blocks import ResidualBlock
 from ..neurons.base import MultiStepNeuron
 from .nodes import neuron_to_nir
 
@@ -120,15 +120,12 @@ class _Builder:
             return self.emit(module.module, name, value, shape)
         if isinstance(module, nn.Sequential):
             return self.parts(module, name, [n for n, _ in module.named_children()], value, shape)
-        if isinstance(module, SpikingBlock):  # sn2(conv2(sn1(conv1(x))) + shortcut(x))
-            branch, out_shape = self.parts(module, name, ("conv1", "sn1", "conv2"), value, shape)
-            skip, _ = self.parts(module, name, ("shortcut",), value, shape)
-            return self.parts(module, name, ("sn2",), branch + skip, out_shape)
-        if isinstance(module, SEWBlock):  # sn2(conv2(sn1(conv1(x)))) + shortcut_sn(shortcut(x))
-            branch, out_shape = self.parts(module, name, ("conv1", "sn1", "conv2", "sn2"),
-                                           value, shape)
-            skip, _ = self.parts(module, name, ("shortcut", "shortcut_sn"), value, shape)
-            return branch + skip, out_shape
+        if isinstance(module, ResidualBlock):  # after(sum of branches), as the block declares
+            summed, out_shape = [], None
+            for branch in module.BRANCHES:
+                part, part_shape = self.parts(module, name, branch, value, shape)
+                summed, out_shape = summed + part, out_shape or part_shape
+            return self.parts(module, name, module.AFTER, summed, out_shape)
         body = getattr(module, "body", None)
         if isinstance(body, nn.Sequential):
             return self.emit(body, f"{name}.body" if name else "body", value, shape)

@@ -77,24 +77,27 @@ class ConvBN(nn.Sequential):
 
     Children are named ``conv`` (a TimeFold around nn.Conv2d or nn.Linear) and ``bn``.
     ``spike_input`` (default True: most convs follow a neuron) is passed to the TimeFold; set
-    it False for a layer that sees analogue input, such as a stem on images.
+    it False for a layer that sees analogue input, and ``encoding=True`` for the one that sees
+    the network's input (a stem on images; implies spike_input=False).
     """
 
-    def __init__(self, layer: nn.Module, bn: TdBN, spike_input: bool = True):
+    def __init__(self, layer: nn.Module, bn: TdBN, spike_input: bool = True,
+                 encoding: bool = False):
         out = getattr(layer, "out_channels", getattr(layer, "out_features", None))
         if out != bn.num_features:
             raise ValueError(f"ConvBN: layer has {out} outputs but TdBN has {bn.num_features} channels")
         super().__init__()
-        self.add_module("conv", TimeFold(layer, spike_input))
+        self.add_module("conv", TimeFold(layer, spike_input and not encoding, encoding))
         self.add_module("bn", bn)
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
-            alpha: float = 1.0, v_th: float = 1.0, spike_input: bool = True) -> ConvBN:
+            alpha: float = 1.0, v_th: float = 1.0, spike_input: bool = True,
+            encoding: bool = False) -> ConvBN:
     """Bias-free conv (kernel x kernel, 'same' padding by default) + tdBN."""
     pad = kernel // 2 if padding is None else padding
     return ConvBN(nn.Conv2d(cin, cout, kernel, stride, pad, bias=False), TdBN(cout, alpha, v_th),
-                  spike_input)
+                  spike_input, encoding)
 
 
 @torch.no_grad()
@@ -118,6 +121,7 @@ def fold_tdbn(model: nn.Module) -> nn.Module:
     folded = copy.deepcopy(model).eval()
     for unit in folded.modules():
         if isinstance(unit, ConvBN) and isinstance(unit.bn, TdBN):
-            unit.conv = TimeFold(fuse_conv_bn(unit.conv.module, unit.bn), unit.conv.spike_input)
+            unit.conv = TimeFold(fuse_conv_bn(unit.conv.module, unit.bn), unit.conv.spike_input,
+                                 unit.conv.encoding)
             unit.bn = nn.Identity()
     return folded

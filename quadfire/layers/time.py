@@ -29,12 +29,17 @@ class TimeFold(nn.Module):
     The wrapped module stays reachable as ``.module`` (an ordinary nn.Conv2d, nn.Linear, ...),
     so exporters and monitors see the torch layer itself. With ``spike_input=True`` (for
     layers fed by spiking neurons) the input saved for backward is stored as uint8 when that
-    is exact (`quadfire.layers.spikes`); results and gradients are unchanged.
+    is exact (`quadfire.layers.spikes`); results and gradients are unchanged. ``encoding=True``
+    marks the layer that sees the network's analogue input (its operations count as MACs, not
+    synaptic operations, in `quadfire.analysis.monitor`).
     """
 
-    def __init__(self, module: nn.Module, spike_input: bool = False):
+    def __init__(self, module: nn.Module, spike_input: bool = False, encoding: bool = False):
         super().__init__()
-        self.module, self.spike_input = module, spike_input
+        if spike_input and encoding:
+            raise ValueError("an encoding layer sees the analogue input, not spikes: "
+                             "spike_input and encoding cannot both be True")
+        self.module, self.spike_input, self.encoding = module, spike_input, encoding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, 3, f"TimeFold({type(self.module).__name__})")
@@ -45,4 +50,4 @@ class TimeFold(nn.Module):
             return unfold_time(self.module(folded), x.shape[0])
 
     def extra_repr(self) -> str:
-        return "spike_input=True" if self.spike_input else ""
+        return "spike_input=True" if self.spike_input else ("encoding=True" if self.encoding else "")

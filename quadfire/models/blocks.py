@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..layers import conv_bn
-from .common import NeuronSpec
+from ..neurons import NeuronSpec
 
 RESIDUAL_ALPHA = 1 / math.sqrt(2)
 
@@ -29,8 +29,32 @@ def _shortcut(cin: int, cout: int, stride: int, alpha: float, v_th: float) -> nn
     return conv_bn(cin, cout, 1, stride, 0, alpha=alpha, v_th=v_th)
 
 
-class SpikingBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """A block whose dataflow is declared once, in ``BRANCHES`` and ``AFTER``: the output is
+    ``after(sum of the branches(x))``, each branch and ``after`` a chain of named children
+    applied in order. `forward` and the NIR exporter (`quadfire.export.graph`) both read the
+    declaration, so the topology is written in one place."""
+
+    BRANCHES: tuple[tuple[str, ...], ...] = ()
+    AFTER: tuple[str, ...] = ()
+
+    def _chain(self, names: tuple[str, ...], x: torch.Tensor) -> torch.Tensor:
+        for name in names:
+            x = getattr(self, name)(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._chain(self.BRANCHES[0], x)
+        for branch in self.BRANCHES[1:]:
+            out = out + self._chain(branch, x)
+        return self._chain(self.AFTER, out)
+
+
+class SpikingBlock(ResidualBlock):
     """``sn2(conv2(sn1(conv1(x))) + shortcut(x))``; conv1 carries the stride."""
+
+    BRANCHES = (("conv1", "sn1", "conv2"), ("shortcut",))
+    AFTER = ("sn2",)
 
     def __init__(self, cin: int, cout: int, stride: int, spec: NeuronSpec):
         super().__init__()
@@ -40,13 +64,12 @@ class SpikingBlock(nn.Module):
         self.shortcut = _shortcut(cin, cout, stride, RESIDUAL_ALPHA, spec.v_th)
         self.sn2 = spec.make(cout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sn2(self.conv2(self.sn1(self.conv1(x))) + self.shortcut(x))
 
+class SEWBlock(ResidualBlock):
+    """``sn2(conv2(sn1(conv1(x)))) + shortcut_sn(shortcut(x))`` (SEW ADD); a downsampling
+    shortcut is ``ConvBN`` followed by its own neuron ``shortcut_sn`` (nn.Identity otherwise)."""
 
-class SEWBlock(nn.Module):
-    """``sn2(conv2(sn1(conv1(x)))) + shortcut(x)`` (SEW ADD); a downsampling shortcut is
-    ``ConvBN`` followed by its own neuron ``shortcut_sn`` (nn.Identity otherwise)."""
+    BRANCHES = (("conv1", "sn1", "conv2", "sn2"), ("shortcut", "shortcut_sn"))
 
     def __init__(self, cin: int, cout: int, stride: int, spec: NeuronSpec):
         super().__init__()
@@ -56,9 +79,6 @@ class SEWBlock(nn.Module):
         self.sn2 = spec.make(cout)
         self.shortcut = _shortcut(cin, cout, stride, 1.0, spec.v_th)
         self.shortcut_sn = nn.Identity() if isinstance(self.shortcut, nn.Identity) else spec.make(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.sn2(self.conv2(self.sn1(self.conv1(x)))) + self.shortcut_sn(self.shortcut(x))
 
 
 BLOCKS = {"spiking": SpikingBlock, "sew": SEWBlock}

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from ..layers import Encoder
-from ..neurons import NeuronSpec
 
 
 class SpikingNet(nn.Module):

@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import ConvBN, Encoder, TdBN, TimeFold, conv_bn
-from .common import NeuronSpec, SpikingNet
+from ..neurons import NeuronSpec
+from .common import SpikingNet
 from .registry import register_model
 
 
@@ -19,7 +20,7 @@ def convnet(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dict
     spec = NeuronSpec(neuron, neuron_kwargs)
     w2 = 2 * width
     body = nn.Sequential(
-        conv_bn(in_channels, width, v_th=spec.v_th, spike_input=False), spec.make(width),
+        conv_bn(in_channels, width, v_th=spec.v_th, encoding=True), spec.make(width),
         conv_bn(width, w2, v_th=spec.v_th), spec.make(w2),
         TimeFold(nn.AvgPool2d(2)),
         TimeFold(nn.Flatten()),

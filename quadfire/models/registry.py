@@ -2,9 +2,13 @@
 can build it by name and the test suite walks `list_models()`."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
+import torch
 from torch import nn
+
+from ..errors import CheckpointError, ConfigError
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -24,8 +28,71 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def input_kwargs(name: str, step_shape: tuple[int, ...]) -> dict:
+    """The builder options that describe its input, from one sample's per-step shape:
+    ``in_channels`` (C of (C, H, W), or the features of a sequence) always, and ``image_size``
+    (H = W) for builders that take it (those whose layers depend on the input size)."""
+    builder = _builder(name)
+    out = {"in_channels": int(step_shape[0])}
+    if len(step_shape) == 3 and step_shape[1] == step_shape[2] and \
+            "image_size" in inspect.signature(builder).parameters:
+        out["image_size"] = int(step_shape[1])
+    return out
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}; expected one of {list_models()}")
+    return _MODELS[name]
+
+
+def _check_options(name: str, builder: Callable, kw: dict) -> None:
+    params = inspect.signature(builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # a family builder (e.g. spiking_resnet18) passes options on; its target checks
+    unknown = sorted(set(kw) - set(params))
+    if unknown:
+        own = [n for n in params if n not in ("neuron", "T", "num_classes", "neuron_kwargs")]
+        raise ConfigError(f"unknown model_kwargs {unknown} for model {name!r}; valid: {own}")
+
+
+def load_weights(model: nn.Module, path, strict: bool = True) -> nn.Module:
+    """Load the weights of a quadfire checkpoint (or a plain state dict file) into `model`,
+    with a CheckpointError naming every missing, unexpected or mis-shaped entry."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except Exception as e:  # torch raises several types for truncated/garbled archives
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})"
+                              ) from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    return load_state(model, state, str(path), strict)
+
+
+def load_state(model: nn.Module, state: dict, source: str, strict: bool = True) -> nn.Module:
+    """``model.load_state_dict(state)`` with a CheckpointError that says what does not match."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} holds no model weights (a state dict), got "
+                              f"{type(state).__name__}")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+              if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape]
+    if shapes or (strict and (missing or unexpected)):
+        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"shape mismatches {shapes[:3]}" if shapes else ""]
+        raise CheckpointError(f"the weights in {source} do not match this "
+                              f"{type(model).__name__}: " + "; ".join(p for p in parts if p))
+    model.load_state_dict(state, strict=strict)
+    return model
+
+
 def create_model(name: str, neuron="qif", T: int = 4, num_classes: int = 10,
-                 neuron_kwargs: dict | None = None, **kw) -> nn.Module:
+                 neuron_kwargs: dict | None = None, checkpoint_path=None, **kw) -> nn.Module:
     """Build a registered model.
 
     Args:
@@ -35,13 +102,17 @@ def create_model(name: str, neuron="qif", T: int = 4, num_classes: int = 10,
         T: time steps used when the input is a static image (event frames bring their own T).
         num_classes: size of the output.
         neuron_kwargs: keyword arguments for the named neuron; ``v_th`` also sets tdBN's scale.
+        checkpoint_path: load these weights (a quadfire checkpoint or a state dict file) into
+            the built model; a mismatch is a CheckpointError naming what differs.
         **kw: the builder's own options (e.g. ``in_channels``).
 
     Returns a module mapping ``[N, C, H, W]`` or ``[T, N, C, H, W]`` to logits ``[T, N, num_classes]``.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {list_models()}")
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return _MODELS[name](neuron=neuron, T=T, num_classes=num_classes,
-                         neuron_kwargs=neuron_kwargs, **kw)
+    builder = _builder(name)
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
+    _check_options(name, builder, kw)
+    model = builder(neuron=neuron, T=T, num_classes=num_classes, neuron_kwargs=neuron_kwargs, **kw)
+    if checkpoint_path is not None:
+        load_weights(model, checkpoint_path)
+    return model

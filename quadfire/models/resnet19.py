@@ -7,7 +7,8 @@ from torch import nn
 
 from ..layers import Encoder, TimeFold, conv_bn
 from .blocks import SpikingBlock, make_stage
-from .common import NeuronSpec, SpikingNet
+from ..neurons import NeuronSpec
+from .common import SpikingNet
 from .registry import register_model
 
 
@@ -19,7 +20,7 @@ def resnet19(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dic
     About 12.6-12.7 M parameters for 10 classes. Any input size >= 4x4 (adaptive pooling)."""
     spec = NeuronSpec(neuron, neuron_kwargs)
     body = nn.Sequential(OrderedDict(
-        stem=conv_bn(in_channels, stem_width, v_th=spec.v_th, spike_input=False),
+        stem=conv_bn(in_channels, stem_width, v_th=spec.v_th, encoding=True),
         stem_sn=spec.make(stem_width),
         layer1=make_stage(SpikingBlock, stem_width, 128, 3, 1, spec),
         layer2=make_stage(SpikingBlock, 128, 256, 3, 2, spec),

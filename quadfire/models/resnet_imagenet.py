@@ -7,7 +7,8 @@ from torch import nn
 
 from ..layers import Encoder, TimeFold, conv_bn
 from .blocks import BLOCKS, make_stage
-from .common import NeuronSpec, SpikingNet
+from ..neurons import NeuronSpec
+from .common import SpikingNet
 from .registry import register_model
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -28,8 +29,8 @@ def imagenet_resnet(block: str, depth: int, neuron="qif", T: int = 4, num_classe
         stages[f"layer{i + 1}"] = make_stage(cls, cin, width, n, 1 if i == 0 else 2, spec)
         cin = width
     body = nn.Sequential(OrderedDict(
-        stem=conv_bn(in_channels, WIDTHS[0], 7, 2, 3, v_th=spec.v_th,
-                     spike_input=False), stem_sn=spec.make(WIDTHS[0]),
+        stem=conv_bn(in_channels, WIDTHS[0], 7, 2, 3, v_th=spec.v_th, encoding=True),
+        stem_sn=spec.make(WIDTHS[0]),
         maxpool=TimeFold(nn.MaxPool2d(3, 2, 1)),
         **stages,
         pool=TimeFold(nn.AdaptiveAvgPool2d(1)), flatten=TimeFold(nn.Flatten()),

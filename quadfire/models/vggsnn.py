@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers import Encoder, TimeFold, conv_bn
-from .common import NeuronSpec, SpikingNet
+from ..neurons import NeuronSpec
+from .common import SpikingNet
 from .registry import register_model
 
 # Channel plan; "P" is a 2x2 average pool.
@@ -27,7 +28,8 @@ def vggsnn(neuron="qif", T: int = 10, num_classes: int = 10, neuron_kwargs: dict
         else:
             # A conv right after a neuron sees spikes; after the input or a pool it sees
             # fractional values, which stay float.
-            layers += [conv_bn(c, item, v_th=spec.v_th, spike_input=after_neuron), spec.make(item)]
+            layers += [conv_bn(c, item, v_th=spec.v_th, spike_input=after_neuron,
+                               encoding=not layers), spec.make(item)]
             c = item
         after_neuron = item != "P"
     side = image_size // 16

@@ -5,8 +5,12 @@ passes a state: there is no hidden state to reset between batches.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Callable
+
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .. import ops
 from ..errors import ParameterError
@@ -23,11 +27,25 @@ class MultiStepNeuron(nn.Module):
     """Base class. Subclasses implement `params(ndim_step)`; everything else is shared.
 
     ``forward(x)`` returns spikes only (so neurons fit in nn.Sequential); ``run`` also returns
-    the final state and, on request, the charged-potential trace.
+    the final state and, on request, the charged-potential trace. Observers
+    (`register_observer`) see the full `NeuronOutput` of every forward call, trace included,
+    which is how monitors record a network's activity from the very run that gives its output.
     """
 
     channels: int | None = None
     backend: str | None = None  # None: let the dispatcher choose
+
+    def __init__(self):
+        super().__init__()
+        self._observers: OrderedDict[int, Callable] = OrderedDict()
+
+    def register_observer(self, fn: Callable) -> RemovableHandle:
+        """Call ``fn(module, x, out)`` after each `forward`, with ``out`` the `NeuronOutput`
+        of the call (run with ``trace=True`` while any observer is registered). Returns a
+        handle whose ``remove()`` unregisters it; observers nest (each sees every call)."""
+        handle = RemovableHandle(self._observers)
+        self._observers[handle.id] = fn
+        return handle
 
     def params(self, ndim_step: int = 2) -> QIFParams | LIFParams:
         raise NotImplementedError
@@ -52,7 +70,12 @@ class MultiStepNeuron(nn.Module):
         return ops.dispatch(x, p, state, trace=trace, backend=self.backend)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        return self.run(x, state).spikes
+        if not self._observers:
+            return self.run(x, state).spikes
+        out = self.run(x, state, trace=True)
+        for fn in list(self._observers.values()):
+            fn(self, x, out)
+        return out.spikes
 
     def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step ``x [N, ...]``: (spike, next state). Uses the step function directly."""

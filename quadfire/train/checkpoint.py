@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
+
 FORMAT = "quadfire-checkpoint-v1"
 REQUIRED = ("format", "model", "optimizer", "epoch", "rng")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupt or not a quadfire checkpoint."""
 
 
 def rng_state() -> dict:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 from ..data import DataConfig
-from .settings import ConfigError, from_dict, merge, parse_overrides, read_yaml
+from ..errors import ConfigError
+from .losses import LOSSES
+from .optim import OPTIMIZERS
+from .typed_yaml import from_dict, merge, parse_overrides, read_yaml
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-LOSSES = ("ce", "tet")
 AMP = ("none", "bf16", "fp16")
 
 
@@ -83,12 +84,26 @@ class TrainConfig:
         return Path(self.out_dir) / self.run_id
 
 
+def _legacy(data: dict) -> dict:
+    """Configs saved before the run's T was the only T carried a ``data.T`` for event frames;
+    it must agree with T and is dropped."""
+    section = data.get("data")
+    if not (isinstance(section, dict) and "T" in section):
+        return data
+    section = dict(section)
+    frames = section.pop("T")
+    if "T" in data and str(data["T"]) != str(frames):
+        raise ConfigError(f"data.T={frames!r} disagrees with T={data['T']!r}; the run's T is the "
+                          f"only one now (event data is framed into T frames): drop data.T")
+    return {**data, "T": data.get("T", frames), "data": section}
+
+
 def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | None = None,
                 base: dict | None = None) -> TrainConfig:
     """Defaults < recipe (a YAML path or an already-read dict) < `base` < ``--set`` overrides."""
     data = recipe if isinstance(recipe, dict) else read_yaml(recipe) if recipe is not None else {}
-    data = merge(data, base or {}, TrainConfig)
-    data = merge(data, parse_overrides(overrides or []), TrainConfig)
+    data = merge(_legacy(data), _legacy(base or {}), TrainConfig)
+    data = merge(data, _legacy(parse_overrides(overrides or [])), TrainConfig)
     try:
         return from_dict(TrainConfig, data)
     except ConfigError:

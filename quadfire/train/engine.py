@@ -24,15 +24,15 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_loaders, synthetic_loaders
-from ..models import create_model
+from ..layers.sync_tdbn import convert_sync_tdbn
+from ..models import create_model, input_kwargs
 from . import checkpoint, distributed, losses
 from .config import TrainConfig
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .report import write_report
-from .settings import ConfigError, save_yaml
+from .typed_yaml import save_yaml
 from .stop import StopRequest
-from .syncbn import convert_sync_tdbn
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -65,29 +65,9 @@ def start_epoch(loader, cfg: TrainConfig, epoch: int, rank: int) -> None:
         sampler.generator.manual_seed(epoch_seed(cfg.seed, epoch))
 
 
-def uniform_ce(logits: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against the uniform distribution: -mean_k log softmax(logits)_k."""
-    return -F.log_softmax(logits, dim=-1).mean()
-
-
 def loss_fn(cfg: TrainConfig):
-    """``(logits [T, N, K], labels [N]) -> scalar`` for `cfg.loss` (`quadfire.train.losses`).
-
-    Label smoothing eps uses CE(y_eps) = (1 - eps) CE(y) + eps CE(uniform), so the losses
-    module stays the single definition of CE and TET. Under TET it smooths the per-step CE
-    only: (1 - lam) CE_eps + lam MSE = (1 - eps) TET + eps ((1 - lam) CE_uniform + lam MSE).
-    """
-    eps, lam, phi = cfg.label_smoothing, cfg.tet_lambda, cfg.tet_phi
-    base = losses.make_loss(cfg.loss, lam, phi)
-    if eps == 0:
-        return base
-    if cfg.loss == "ce":
-        return lambda out, y: (1 - eps) * base(out, y) + eps * uniform_ce(out.mean(0))
-
-    def tet_smoothed(out, y):
-        mse = losses.tet_loss(out, y, lam=1.0, phi=phi)
-        return (1 - eps) * base(out, y) + eps * ((1 - lam) * uniform_ce(out) + lam * mse)
-    return tet_smoothed
+    """``(logits [T, N, K], labels [N]) -> scalar`` for `cfg.loss` (`quadfire.train.losses`)."""
+    return losses.make_loss(cfg.loss, cfg.tet_lambda, cfg.tet_phi, cfg.label_smoothing)
 
 
 @dataclasses.dataclass
@@ -108,17 +88,14 @@ class Run:
 
 def make_model(cfg: TrainConfig, data_info) -> nn.Module:
     """The recipe's model for inputs described by `data_info` (a `DatasetInfo`)."""
-    kwargs = {"in_channels": data_info.in_channels, **cfg.model_kwargs}
     return create_model(cfg.model, neuron=cfg.neuron, T=cfg.T, num_classes=data_info.num_classes,
-                        neuron_kwargs=cfg.neuron_kwargs, **kwargs)
+                        neuron_kwargs=cfg.neuron_kwargs,
+                        **{**input_kwargs(cfg.model, data_info.step_shape), **cfg.model_kwargs})
 
 
 def build(cfg: TrainConfig, info: distributed.DistInfo, smoke: bool = False) -> Run:
     loaders = synthetic_loaders if smoke else build_loaders
-    train_loader, test_loader, data_info = loaders(cfg.data, distributed=info.distributed)
-    if data_info.frames is not None and data_info.frames != cfg.T:
-        raise ConfigError(f"T={cfg.T} but {data_info.name} frames carry data.T={data_info.frames} "
-                          f"time steps; set both to the same value")
+    train_loader, test_loader, data_info = loaders(cfg.data, cfg.T, distributed=info.distributed)
     seed_everything(cfg.seed)  # identical initial weights on every rank
     model = make_model(cfg, data_info)
     if cfg.sync_bn and info.distributed:
@@ -205,7 +182,7 @@ def checkpoint_state(run: Run, epoch: int, step: int, best: float) -> dict:
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
             "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
-            "config": dataclasses.asdict(run.cfg)}
+            "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info)}
 
 
 def restore(run: Run, state: dict) -> None:

@@ -31,21 +31,24 @@ def check_outputs(outputs: torch.Tensor, target: torch.Tensor) -> None:
                          f"{tuple(target.shape)} disagree on N")
 
 
-def mean_ce(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """CE(mean over T of outputs, target): a scalar."""
+def mean_ce(outputs: torch.Tensor, target: torch.Tensor,
+            label_smoothing: float = 0.0) -> torch.Tensor:
+    """CE(mean over T of outputs, target): a scalar (label smoothing as in F.cross_entropy)."""
     check_outputs(outputs, target)
-    return F.cross_entropy(outputs.mean(0), target)
+    return F.cross_entropy(outputs.mean(0), target, label_smoothing=label_smoothing)
 
 
 def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lam: float = 0.05,
-             phi: float = 1.0) -> torch.Tensor:
-    """(1 - lam) * mean_t CE(outputs[t], target) + lam * MSE(outputs, phi): a scalar."""
+             phi: float = 1.0, label_smoothing: float = 0.0) -> torch.Tensor:
+    """(1 - lam) * mean_t CE(outputs[t], target) + lam * MSE(outputs, phi): a scalar. Label
+    smoothing applies to the per-step CE."""
     check_outputs(outputs, target)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"TET lambda must be in [0, 1], got {lam!r}")
     T, N, K = outputs.shape
     # One CE over the folded [T*N] batch is the mean over t of the per-step CEs.
-    per_step = F.cross_entropy(outputs.reshape(T * N, K), target.repeat(T))
+    per_step = F.cross_entropy(outputs.reshape(T * N, K), target.repeat(T),
+                               label_smoothing=label_smoothing)
     if lam == 0.0:
         return per_step
     return (1 - lam) * per_step + lam * (outputs - phi).square().mean()
@@ -54,13 +57,16 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lam: float = 0.05,
 LOSSES = ("ce", "tet")
 
 
-def make_loss(name: str, tet_lambda: float = 0.05, tet_phi: float = 1.0
-              ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def make_loss(name: str, tet_lambda: float = 0.05, tet_phi: float = 1.0,
+              label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss called `name` ("ce" or "tet") as ``fn(outputs [T, N, K], target [N])``."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     if name == "ce":
-        return mean_ce
+        return lambda outputs, target: mean_ce(outputs, target, label_smoothing)
     if name == "tet":
         if not 0.0 <= tet_lambda <= 1.0:
             raise ValueError(f"TET lambda must be in [0, 1], got {tet_lambda!r}")
-        return lambda outputs, target: tet_loss(outputs, target, tet_lambda, tet_phi)
+        return lambda outputs, target: tet_loss(outputs, target, tet_lambda, tet_phi,
+                                                label_smoothing)
     raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")

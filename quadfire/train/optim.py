@@ -7,11 +7,15 @@ as in the TET/tdBN code, because decaying them shifts thresholds rather than reg
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .config import TrainConfig
+if TYPE_CHECKING:  # the config names OPTIMIZERS from here, so this module cannot import it
+    from .config import TrainConfig
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

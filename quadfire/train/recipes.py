@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import TrainConfig
-from .settings import ConfigError, merge, read_yaml
+from ..errors import ConfigError
+from .config import TrainConfig, load_config
+from .typed_yaml import merge, read_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 NEURON_SUFFIXES = ("-qif", "-lif")
+# --smoke: one epoch of 2 steps on generated data, batch 2, in-process loading; anything given
+# with --set still wins.
+SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0", "data.batch_size=2",
+         "progress=false", "tensorboard=false"]
 
 
 def list_recipes() -> list[str]:
@@ -56,3 +61,11 @@ def twins(name: str | Path) -> dict[str, Path]:
         candidate = f"{stem}-{neuron}.yaml"
         out[neuron] = find_recipe(folder / candidate if folder is not None else candidate)
     return out
+
+
+def config_for(recipe, overrides: list[str], smoke: bool = False,
+               extra: dict | None = None) -> TrainConfig:
+    """The resolved config of `recipe` (a name, a path, or None for the defaults): defaults <
+    recipe < `extra` < the `--smoke` settings < ``--set`` overrides."""
+    data = read_recipe(recipe) if recipe is not None else {}
+    return load_config(data, (SMOKE if smoke else []) + list(overrides), base=extra)

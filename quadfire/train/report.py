@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from ..analysis.monitor import measure
-from .settings import to_dict
+from .typed_yaml import to_dict
 
 
 def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, epochs_done: int,

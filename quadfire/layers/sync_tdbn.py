@@ -12,8 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..layers import TdBN
-from ..layers.time import fold_time, unfold_time
+from .tdbn import TdBN
+from .time import fold_time, unfold_time
 
 
 class GlobalSum(torch.autograd.Function):

@@ -1,4 +1,4 @@
-"""CLI: ``quadfire analyze neuron|mismatch`` and ``quadfire plot raster|traces|curves``."""
+"""``quadfire analyze neuron|mismatch`` and ``quadfire plot raster|traces|curves``."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def _neuron(args) -> int:
-    from . import figures
-    from .neuron import summary
+    from ..analysis import figures
+    from ..analysis.single_neuron import summary
 
     s = summary(args.a, args.u1, args.u2, args.v_th)
     p = s["params"]
@@ -33,8 +33,8 @@ def _neuron(args) -> int:
 
 
 def _mismatch(args) -> int:
-    from . import figures
-    from .mismatch import DEFAULT_FACTORS, MismatchSetup, format_table, measure_mismatch
+    from ..analysis import figures
+    from ..analysis.mismatch import DEFAULT_FACTORS, MismatchSetup, format_table, measure_mismatch
 
     setup = MismatchSetup(args.a, args.u1, args.u2, args.v_th, args.sigma, args.rho, args.T,
                           args.neurons, args.batch, args.batches, args.pairs, args.seed)
@@ -53,16 +53,16 @@ def _mismatch(args) -> int:
 
 
 def _activity(args):
-    from .plots import record
-    from .runs import load_model, sample_batch
+    from ..analysis.plots import record
+    from ..train.runs import load_run, sample_batch
 
-    model, cfg, _ = load_model(args.run)
-    return record(model, sample_batch(cfg, args.smoke), args.sample)
+    run = load_run(args.run, device="cpu")
+    return record(run.model, sample_batch(run.cfg, args.smoke), args.sample)
 
 
 def _raster(args) -> int:
-    from .figures import save
-    from .plots import raster
+    from ..analysis.figures import save
+    from ..analysis.plots import raster
 
     path = save(raster(_activity(args), args.layers, args.max_neurons), args.out)
     print(f"wrote {path}")
@@ -70,8 +70,8 @@ def _raster(args) -> int:
 
 
 def _traces(args) -> int:
-    from .figures import save
-    from .plots import traces
+    from ..analysis.figures import save
+    from ..analysis.plots import traces
 
     records = _activity(args)
     layer = args.layer or next(iter(records))
@@ -81,8 +81,8 @@ def _traces(args) -> int:
 
 
 def _curves(args) -> int:
-    from .figures import save
-    from .plots import curves
+    from ..analysis.figures import save
+    from ..analysis.plots import curves
 
     path = save(curves(args.run), args.out)
     print(f"wrote {path}")

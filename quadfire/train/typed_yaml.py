@@ -1,4 +1,4 @@
-"""Typed dataclass configs from YAML, with ``--set key=value`` overrides.
+"""YAML <-> typed dataclasses, with ``--set key=value`` overrides.
 
 Generic over any (nested) dataclass: `TrainConfig` and the data section use it. Every value,
 whether read from YAML or given on the command line, goes through `coerce`, so ``lr: 1e-3``
@@ -15,13 +15,11 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "~", ""}
-
-
-class ConfigError(ValueError):
-    """A config key or value the user gave is not valid."""
 
 
 def _hints(cls) -> dict[str, Any]:

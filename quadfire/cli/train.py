@@ -1,4 +1,4 @@
-"""CLI: ``quadfire train``, ``eval``, ``recipes`` and ``compare``.
+"""``quadfire train``, ``eval``, ``recipes`` and ``compare``.
 
 ``quadfire train`` with no recipe is the digits demo: the QIF convnet and its LIF twin, one
 seed each, then a table of test accuracy and mean firing rate.
@@ -11,16 +11,12 @@ import statistics
 import sys
 from pathlib import Path
 
-from . import checkpoint
-from .config import TrainConfig, load_config
-from .recipes import list_recipes, read_recipe, twins
-from .settings import ConfigError
+from ..errors import ConfigError
+from ..train import checkpoint
+from ..train.config import load_config
+from ..train.recipes import SMOKE, config_for, list_recipes, twins
 
 DEMO = "digits"
-# --smoke: one epoch of 2 steps on generated data, batch 2, in-process loading; anything given
-# with --set still wins.
-SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0", "data.batch_size=2",
-         "progress=false", "tensorboard=false"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,14 +29,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="2 training steps on generated data of the recipe's shape (no dataset needed)")
 
 
-def config_for(recipe, overrides: list[str], smoke: bool, extra: dict | None = None) -> TrainConfig:
-    data = read_recipe(recipe) if recipe is not None else {}
-    return load_config(data, (SMOKE if smoke else []) + overrides, base=extra)
-
-
 def _train(args) -> int:
-    from .engine import fit
-    from .report import summary_line
+    from ..train.engine import fit
+    from ..train.report import summary_line
 
     if args.recipe is None and args.resume is None:
         return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
@@ -67,9 +58,9 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from .evaluate import evaluate_checkpoint
+    from ..train.runs import evaluate_run
 
-    evaluate_checkpoint(args.path, args.overrides, args.batches, args.smoke)
+    evaluate_run(args.path, args.overrides, args.batches, args.smoke)
     return 0
 
 
@@ -89,7 +80,7 @@ def _compare(args) -> int:
 def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
                  title: str | None = None) -> int:
     """Train each twin (QIF, LIF) once per seed and print mean +- std of accuracy and rate."""
-    from .engine import fit
+    from ..train.engine import fit
 
     results: dict[str, list[dict]] = {}
     for neuron, path in twins(recipe).items():
@@ -129,17 +120,6 @@ def format_table(results: dict[str, list[dict]], title: str) -> str:
     return "\n".join(lines)
 
 
-def _guard(func):
-    """Configuration and input mistakes end with a one-line error, not a traceback."""
-    def run(args) -> int:
-        try:
-            return func(args)
-        except (ConfigError, checkpoint.CheckpointError, FileNotFoundError, ValueError) as e:
-            print(f"quadfire {args.command}: error: {e}", file=sys.stderr)
-            return 2
-    return run
-
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a recipe (no recipe: the digits QIF vs LIF demo)",
                        description="Train from a recipe. Without a recipe (and without --resume) "
@@ -148,20 +128,20 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
     _common(p)
-    p.set_defaults(func=_guard(_train))
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
     p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
     _common(p)
-    p.set_defaults(func=_guard(_eval))
+    p.set_defaults(func=_eval)
 
     p = sub.add_parser("recipes", help="list the shipped recipes")
-    p.set_defaults(func=_guard(_recipes))
+    p.set_defaults(func=_recipes)
 
     p = sub.add_parser("compare", help="train a recipe's QIF and LIF twins over the same seeds")
     p.add_argument("recipe", help="a setting (e.g. cifar10-resnet19-t4) or either twin's name/path")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     _common(p)
-    p.set_defaults(func=_guard(_compare))
+    p.set_defaults(func=_compare)
 

@@ -1,4 +1,4 @@
-"""CLI: ``quadfire export RUN --format nir``."""
+"""``quadfire export RUN --format nir``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,13 +17,14 @@ def _shape(text: str) -> tuple[int, ...]:
 def _export(args) -> int:
     import nir
 
-    from ..analysis.runs import checkpoint_path, input_shape, load_model
-    from .graph import to_nir
+    from ..export.graph import to_nir
+    from ..train.runs import load_run
 
-    model, cfg, info = load_model(args.run)
-    shape = _shape(args.input_shape) if args.input_shape else input_shape(info)
+    run = load_run(args.run, device="cpu")
+    model, cfg = run.model, run.cfg
+    shape = _shape(args.input_shape) if args.input_shape else run.info.step_shape
     graph = to_nir(model, shape, args.dt)
-    out = Path(args.out) if args.out else checkpoint_path(args.run).parent / "model.nir"
+    out = Path(args.out) if args.out else run.path.parent / "model.nir"
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(out, graph)
     kinds: dict[str, int] = {}

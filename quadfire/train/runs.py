@@ -1,0 +1,113 @@
+"""Runs on disk: rebuild a trained model from its run directory (or checkpoint file), the one
+way every command (eval, plot, export, analyze) gets at a trained network, and `quadfire eval`.
+
+A checkpoint carries the run's resolved config and the description of its data (class count,
+input shape), so the model is rebuilt exactly as it was trained, without reading the dataset
+(an ImageNet-style run with 100 class folders comes back with 100 classes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..analysis.monitor import format_measure, measure
+from ..data import DatasetInfo, build_loaders, dataset_info, synthetic_loaders
+from ..errors import CheckpointError
+from ..models import load_state
+from . import checkpoint
+from .config import TrainConfig, load_config
+from .distributed import pick_device
+from .engine import make_model
+from .report import write_json
+
+
+class LoadedRun(NamedTuple):
+    """A rebuilt run: the model (eval mode, weights loaded, on `device`), its resolved config,
+    the description of its data, the checkpoint's contents and its path."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    info: DatasetInfo
+    state: dict
+    path: Path
+
+
+def checkpoint_path(path: str | Path) -> Path:
+    """A run directory's last.pt, or `path` itself when it is a file."""
+    path = Path(path)
+    ckpt = path / "last.pt" if path.is_dir() else path
+    if not ckpt.is_file():
+        raise CheckpointError(f"checkpoint not found: {ckpt} (expected a run directory with "
+                              f"last.pt or a checkpoint file written by `quadfire train`)")
+    return ckpt
+
+
+def run_info(state: dict, cfg: TrainConfig) -> DatasetInfo:
+    """The data description the run was trained on (stored in its checkpoint), else the
+    dataset's standard one (checkpoints written before it was stored)."""
+    saved = state.get("data_info")
+    if saved is None:
+        return dataset_info(cfg.data, cfg.T)
+    try:
+        return DatasetInfo(saved["name"], int(saved["num_classes"]),
+                           tuple(int(s) for s in saved["step_shape"]),
+                           None if saved.get("frames") is None else int(saved["frames"]))
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"the checkpoint's data_info entry is malformed: {saved!r}") from None
+
+
+def load_run(path: str | Path, overrides: list[str] | None = None,
+             device: str | torch.device | None = None) -> LoadedRun:
+    """Rebuild the model of the run at `path` from the run's own resolved config (plus
+    ``--set`` style `overrides`) and load its weights; any mismatch between the rebuilt model
+    and the weights is a CheckpointError naming what differs."""
+    ckpt = checkpoint_path(path)
+    state = checkpoint.load(ckpt)
+    if not isinstance(state.get("config"), dict):
+        raise CheckpointError(f"checkpoint {ckpt} holds no run config; it was not written by "
+                              f"`quadfire train`")
+    cfg = load_config(state["config"], overrides or [])
+    info = run_info(state, cfg)
+    model = make_model(cfg, info)
+    load_state(model, state["model"], str(ckpt))
+    dev = pick_device(cfg.device if device is None else str(device), 0)
+    return LoadedRun(model.to(dev).eval(), cfg, info, state, ckpt)
+
+
+def sample_batch(cfg: TrainConfig, smoke: bool = False) -> torch.Tensor:
+    """The first test batch of the run's dataset (random inputs of the right shape with smoke)."""
+    data = dataclasses.replace(cfg.data, workers=0)  # one batch: worker start-up is not worth it
+    loaders = synthetic_loaders if smoke else build_loaders
+    _, test_loader, _ = loaders(data, cfg.T)
+    batch = next(iter(test_loader))
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def evaluate_run(path: str | Path, overrides: list[str] | None = None,
+                 max_batches: int | None = None, smoke: bool = False) -> dict:
+    """``quadfire eval``: test accuracy, per-layer firing rates, SOPs and energy of the run at
+    `path`, in one pass over the test set; printed and stored under "eval" in its report.json."""
+    run = load_run(path, (["data.workers=0"] if smoke else []) + list(overrides or []))
+    cfg, device = run.cfg, next(run.model.parameters()).device
+    loaders = synthetic_loaders if smoke else build_loaders
+    _, test_loader, _ = loaders(cfg.data, cfg.T)
+    m = measure(run.model, test_loader, max_batches=max_batches, device=device)
+    result = {"checkpoint": str(run.path), "epoch": run.state["epoch"], "accuracy": m["accuracy"],
+              "test_loss": m["loss"], "samples": m["samples"],
+              "paper_accuracy": cfg.paper_accuracy, "firing_rate": m["firing_rate"],
+              "layer_firing_rates": {k: v["firing_rate"] for k, v in m["layers"].items()},
+              "energy_pj": m["energy_pj"], "ops": m["ops"], "measure": m}
+    paper = f" (paper: {cfg.paper_accuracy:.2f}%)" if cfg.paper_accuracy is not None else ""
+    print(f"{cfg.run_id} after {run.state['epoch']} epochs: test accuracy {m['accuracy']:.2f}% "
+          f"on {m['samples']} samples{paper}, mean firing rate {m['firing_rate']:.4f}")
+    print(format_measure(m))
+    report_path = run.path.parent / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report["eval"] = result
+    write_json(report_path, report)
+    return result
