@@ -16,18 +16,30 @@ NARROW = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=fal
 TINY = NARROW + ["--set", "data.batch_size=128"]
 
 
+def _table(out: str, title: str) -> dict[str, list[str]]:
+    """The study table printed after `title`: {variant: its columns}."""
+    lines = out[out.index(title):].splitlines()
+    assert lines[1].split()[:2] == ["variant", "neuron"] and "test acc %" in lines[1]
+    rows = {}
+    for line in lines[2:]:
+        if not line.strip() or line.startswith("wrote "):
+            break
+        rows[line.split()[0]] = line.split()[1:]
+    return rows
+
+
 def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
     """`quadfire train` with no recipe is the digits demo (here 1 epoch of a narrow convnet)."""
     assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
-    out = capsys.readouterr().out
-    table = out[out.index("digits demo"):].splitlines()
-    assert table[1].split() == ["neuron", "test", "acc", "%", "firing", "rate", "paper", "%"]
-    rows = {line.split()[0]: line.split()[1:] for line in table[2:4]}
-    assert set(rows) == {"QIF", "LIF"}
-    for acc, rate, _ in rows.values():
+    rows = _table(capsys.readouterr().out, "digits demo")
+    assert set(rows) == {"qif", "lif"}
+    for neuron, acc, best, rate, *_ in rows.values():
         assert 50 < float(acc) <= 100 and 0 < float(rate) < 1
-    saved = json.loads((tmp_path / "compare-digits.json").read_text())
-    assert [r["run"] for r in saved["qif"]] == ["digits-qif-s0"]
+    saved = json.loads((tmp_path / "study-digits" / "study.json").read_text())
+    assert [r["variant"] for r in saved["runs"]] == ["qif", "lif"]
+    # The demo retrains on every call (it is the main job), writing over its own runs only.
+    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
+    assert "reusing" not in capsys.readouterr().err
 
 
 def test_eval_reproduces_the_training_accuracy(tmp_path, capsys):
@@ -48,11 +60,10 @@ def test_eval_reproduces_the_training_accuracy(tmp_path, capsys):
 def test_compare_smoke_reports_mean_and_std(tmp_path, capsys):
     assert main(["compare", "digits", "--smoke", "--seeds", "0", "1",
                  "--set", f"out_dir={tmp_path}"]) == 0
-    out = capsys.readouterr().out
-    lines = out[out.index("compare digits"):].splitlines()
-    assert lines[2].startswith("QIF") and lines[3].startswith("LIF") and "+-" in lines[2]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
-        "digits-lif-s0", "digits-lif-s1", "digits-qif-s0", "digits-qif-s1"]
+    rows = _table(capsys.readouterr().out, "compare digits")
+    assert list(rows) == ["qif", "lif"] and "+-" in " ".join(rows["qif"])
+    assert sorted(p.name for p in (tmp_path / "study-digits").iterdir() if p.is_dir()) == [
+        "lif-s0", "lif-s1", "qif-s0", "qif-s1"]
 
 
 def test_recipes_lists_every_setting(capsys):

@@ -17,8 +17,8 @@ import sys
 from ..errors import QuadfireError
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("quadfire.cli.train", "quadfire.cli.analyze", "quadfire.cli.export",
-                   "quadfire.cli.bench")
+COMMAND_MODULES = ("quadfire.cli.train", "quadfire.cli.study", "quadfire.cli.analyze",
+                   "quadfire.cli.export", "quadfire.cli.bench")
 # Errors that mean the user's request cannot be met as given, not that quadfire is broken.
 USER_ERRORS = (QuadfireError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                PermissionError, FileExistsError)

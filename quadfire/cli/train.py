@@ -1,25 +1,22 @@
-"""``quadfire train``, ``eval``, ``recipes`` and ``compare``.
+"""``quadfire train``, ``eval`` and ``recipes``.
 
-``quadfire train`` with no recipe is the digits demo: the QIF convnet and its LIF twin, one
-seed each, then a table of test accuracy and mean firing rate.
+``quadfire train`` with no recipe is the digits demo: a study (`quadfire.cli.study`) of the
+QIF convnet and its LIF twin, one seed each, retrained every time, then the table.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-from pathlib import Path
 
 from ..errors import ConfigError
 from ..train import checkpoint
 from ..train.config import load_config
-from ..train.recipes import SMOKE, config_for, list_recipes, twins
+from ..train.recipes import SMOKE, config_for, list_recipes
 
 DEMO = "digits"
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
     p.add_argument("--download", dest="overrides", action="append_const",
@@ -34,7 +31,10 @@ def _train(args) -> int:
     from ..train.report import summary_line
 
     if args.recipe is None and args.resume is None:
-        return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
+        from .study import study_command
+
+        return study_command(DEMO, ["qif", "lif"], [0], args.overrides, args.smoke, fresh=True,
+                             title="digits demo")
     resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
@@ -73,53 +73,6 @@ def _recipes(args) -> int:
     return 0
 
 
-def _compare(args) -> int:
-    return _compare_run(args.recipe, args.seeds, args.overrides, args.smoke)
-
-
-def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
-                 title: str | None = None) -> int:
-    """Train each twin (QIF, LIF) once per seed and print mean +- std of accuracy and rate."""
-    from ..train.engine import fit
-
-    results: dict[str, list[dict]] = {}
-    for neuron, path in twins(recipe).items():
-        for seed in seeds:
-            cfg = config_for(path, overrides, smoke, extra={"seed": seed})
-            report = fit(cfg, smoke=smoke)
-            if report["interrupted"]:
-                print(f"stopped by signal {report['signal']} during {cfg.run_id}", file=sys.stderr)
-                return 128 + int(report["signal"])
-            results.setdefault(neuron, []).append(report)
-    if report["rank"] != 0:  # under torchrun, rank 0 alone prints and writes the table
-        return 0
-    print(format_table(results, title or f"compare {recipe}, seeds {seeds}"))
-    out = Path(cfg.out_dir) / f"compare-{cfg.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({n: [{k: r.get(k) for k in ("run", "accuracy", "firing_rate",
-                                                           "paper_accuracy")} for r in rs]
-                               for n, rs in results.items()}, indent=1))
-    return 0
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4g}"
-    return f"{statistics.mean(values):.4g} +- {statistics.stdev(values):.2g}"
-
-
-def format_table(results: dict[str, list[dict]], title: str) -> str:
-    """neuron | test accuracy % | mean firing rate | paper %, mean +- std over seeds."""
-    lines = [title, f"{'neuron':<8}{'test acc %':>18}{'firing rate':>20}{'paper %':>10}"]
-    for neuron, runs in results.items():
-        acc = _mean_std([r["accuracy"] for r in runs])
-        rate = _mean_std([r.get("firing_rate", float("nan")) for r in runs])
-        paper = runs[0].get("paper_accuracy")
-        lines.append(f"{neuron.upper():<8}{acc:>18}{rate:>20}"
-                     f"{(f'{paper:.2f}' if paper is not None else '-'):>10}")
-    return "\n".join(lines)
-
-
 def add_commands(sub) -> None:
     p = sub.add_parser("train", help="train a recipe (no recipe: the digits QIF vs LIF demo)",
                        description="Train from a recipe. Without a recipe (and without --resume) "
@@ -127,21 +80,14 @@ def add_commands(sub) -> None:
     p.add_argument("recipe", nargs="?", help="shipped recipe name or YAML path (see `quadfire recipes`)")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
     p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
-    _common(p)
+    common_options(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("recipes", help="list the shipped recipes")
     p.set_defaults(func=_recipes)
-
-    p = sub.add_parser("compare", help="train a recipe's QIF and LIF twins over the same seeds")
-    p.add_argument("recipe", help="a setting (e.g. cifar10-resnet19-t4) or either twin's name/path")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    _common(p)
-    p.set_defaults(func=_compare)
-

@@ -1,0 +1,56 @@
+"""``quadfire study`` (neuron variants on one recipe) and ``quadfire compare`` (its two-variant
+case: the QIF twin against the LIF twin). See `quadfire.train.study`."""
+from __future__ import annotations
+
+import sys
+
+from .train import common_options
+
+
+def study_command(recipe, variants: list[str], seeds: list[int], overrides: list[str],
+                  smoke: bool, fresh: bool = False, title: str | None = None) -> int:
+    from ..train.study import format_table, run_study
+
+    study = run_study(recipe, variants, seeds, overrides, smoke, fresh,
+                      log=lambda line: print(line, file=sys.stderr, flush=True))
+    if study.interrupted_by is not None:
+        print(f"stopped by signal {study.interrupted_by}; rerun the same command to continue "
+              f"(finished runs are reused, the interrupted one resumes)", file=sys.stderr)
+        return 128 + study.interrupted_by
+    if not study.runs:
+        return 0
+    print(format_table(study, title))
+    if (study.folder / "study.md").is_file():
+        print(f"wrote {study.folder / 'study.md'} (+ study.json, accuracy.png, firing_rates.png)")
+    return 0
+
+
+def _study(args) -> int:
+    from ..train.variants import STUDY
+
+    return study_command(args.recipe, args.variants or list(STUDY), args.seeds, args.overrides,
+                         args.smoke, args.fresh)
+
+
+def _compare(args) -> int:
+    return study_command(args.recipe, ["qif", "lif"], args.seeds, args.overrides, args.smoke,
+                         args.fresh, title=f"compare {args.recipe}, seeds {args.seeds}")
+
+
+def add_commands(sub) -> None:
+    from ..train.variants import STUDY, VARIANTS
+
+    for name, helptext in (
+            ("study", "train a recipe with several neuron variants over the same seeds and budget"),
+            ("compare", "train a recipe's QIF and LIF twins over the same seeds (a 2-variant study)")):
+        p = sub.add_parser(name, help=helptext, description=helptext + ".")
+        p.add_argument("recipe", help="a setting (e.g. digits) or either twin's name/path")
+        if name == "study":
+            p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                           help=f"neuron variants (default: {' '.join(STUDY)}); one of "
+                                f"{', '.join(VARIANTS)}")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+        p.add_argument("--fresh", action="store_true",
+                       help="retrain runs that already finished (default: reuse them)")
+        common_options(p)
+        p.set_defaults(func=_study if name == "study" else _compare)

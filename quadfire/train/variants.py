@@ -1,0 +1,77 @@
+"""Neuron variants a study compares on one recipe (`quadfire.train.study`).
+
+A variant replaces only the neuron of a recipe; model, data, optimizer, schedule, epochs,
+batch and augmentation stay the recipe's, so every variant gets the same budget. QIF variants
+start from the QIF twin's parameters (a, u1, u2, v_th); LIF-family variants take v_th from it
+too, so tdBN scales every network the same way.
+
+The LIF baselines separate QIF's nonlinearity from its leak: near rest the QIF map decays like
+a LIF with leak factor f'(u1) = 1 - a (u2 - u1) (docs/neuron.md), i.e. tau = 1 / (a (u2 - u1)),
+8 for the defaults, while the TET/tdBN baseline LIF has tau = 2. `lif-matched` is the LIF with
+QIF's rest slope, so a gap between `qif-*` and `lif-matched` is the nonlinearity's, and a gap
+between `lif-matched` and `lif-tau2` is the leak's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ConfigError
+
+# The LIF-family surrogate of the TET/tdBN code: a triangle of width 1.
+LIF_WINDOW = {"surrogate": "triangle", "surrogate_width": 1.0}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``neuron(qif_kwargs, lif_twin)`` -> (neuron name, neuron_kwargs); ``twin`` names the
+    recipe whose reference figure (paper_accuracy) the variant is reported against."""
+
+    name: str
+    description: str
+    neuron: Callable[[dict, tuple[str, dict]], tuple[str, dict]]
+    twin: str = "qif"
+
+
+def _qif(**changes) -> Callable:
+    return lambda q, lif: ("qif", {**q, **changes})
+
+
+def _lif_matched(q: dict, lif) -> tuple[str, dict]:
+    a, u1, u2 = q.get("a", 0.25), q.get("u1", 0.0), q.get("u2", 0.5)
+    ad = a * (u2 - u1)
+    if not 0 < ad <= 1:
+        raise ConfigError(f"lif-matched needs a monotone QIF rest (0 < a*(u2 - u1) <= 1, so the "
+                          f"matched leak tau = 1/(a*(u2 - u1)) is >= 1); got a*(u2 - u1) = {ad:g}")
+    v_reset = q.get("v_reset")
+    return "lif", {"tau": 1.0 / ad, "v_th": q.get("v_th", 1.0), "v_rest": u1,
+                   "v_reset": u1 if v_reset is None else v_reset, **LIF_WINDOW}
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("qif", "the recipe's QIF neuron as it is", lambda q, lif: ("qif", dict(q))),
+    Variant("lif", "the recipe's LIF twin as it is", lambda q, lif: lif, twin="lif"),
+    Variant("qif-band", "QIF, window rule band (default)", _qif(surrogate="band")),
+    Variant("qif-band-below", "QIF, window rule band-below", _qif(surrogate="band-below")),
+    Variant("qif-noise", "QIF, window rule noise (sigma = v_th)", _qif(surrogate="noise")),
+    Variant("qif-learnable", "QIF, band, a/u1/u2 learned per channel",
+            _qif(surrogate="band", learnable="channel")),
+    Variant("lif-tau2", "LIF tau = 2, triangle width 1 (the TET/tdBN baseline)",
+            lambda q, lif: ("lif", {"tau": 2.0, "v_th": q.get("v_th", 1.0), **LIF_WINDOW}),
+            twin="lif"),
+    Variant("lif-matched", "LIF with QIF's rest slope: tau = 1/(a (u2 - u1)), triangle width 1",
+            _lif_matched, twin="lif"),
+    Variant("plif", "PLIF, tau learned per layer from 2, triangle width 1",
+            lambda q, lif: ("plif", {"tau": 2.0, "v_th": q.get("v_th", 1.0), **LIF_WINDOW}),
+            twin="lif"),
+)}
+
+# What `quadfire study` runs when no variants are named.
+STUDY = ("qif-band", "qif-band-below", "qif-noise", "qif-learnable", "lif-tau2", "lif-matched",
+         "plif")
+
+
+def get_variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise ConfigError(f"unknown study variant {name!r}; expected one of {list(VARIANTS)}")
+    return VARIANTS[name]

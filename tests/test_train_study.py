@@ -1,0 +1,93 @@
+"""`quadfire study`: variants change only the neuron, finished runs are reused, interrupted
+ones resumed, and the table and figures come from the runs' own reports."""
+import json
+
+import pytest
+
+from quadfire.cli import main
+from quadfire.errors import ConfigError
+from quadfire.train.study import plan, run_study
+from quadfire.train.typed_yaml import to_dict
+from quadfire.train.variants import STUDY, VARIANTS
+
+PER_RUN = {"neuron", "neuron_kwargs", "seed", "run_name", "paper_accuracy", "paper_reference"}
+
+
+def test_variants_change_only_the_neuron(tmp_path):
+    setting, folder, runs = plan("digits", list(STUDY), [0, 1], [f"out_dir={tmp_path}"])
+    assert setting == "digits" and folder == tmp_path / "study-digits"
+    assert len(runs) == len(STUDY) * 2
+    cfgs = {(v, s): c for v, s, c in runs}
+    first = to_dict(runs[0][2])
+    for cfg in cfgs.values():
+        differs = {k for k, v in to_dict(cfg).items() if v != first[k]}
+        assert differs <= PER_RUN | {"run_name"}
+        assert cfg.run_dir == folder / f"{cfg.run_name}"
+    kw = {v: cfgs[(v, 0)].neuron_kwargs for v in STUDY}
+    assert kw["qif-band-below"]["surrogate"] == "band-below" and kw["qif-noise"]["surrogate"] == "noise"
+    assert kw["qif-learnable"]["learnable"] == "channel"
+    # QIF's rest slope 1 - a (u2 - u1) = 1 - 0.25 * 0.5: a LIF leak of 1/8.
+    assert kw["lif-matched"]["tau"] == pytest.approx(8.0) and kw["lif-matched"]["v_rest"] == 0.0
+    assert kw["lif-tau2"]["tau"] == 2.0 and cfgs[("plif", 1)].neuron == "plif"
+    assert cfgs[("lif-tau2", 0)].neuron_kwargs["surrogate"] == "triangle"
+
+
+def test_study_refuses_per_run_overrides_and_bad_variants(tmp_path):
+    with pytest.raises(ConfigError, match="sets .*seed.* for every run"):
+        plan("digits", ["qif"], [0], ["seed=3"])
+    with pytest.raises(ConfigError, match="unknown study variant 'qif-x'"):
+        plan("digits", ["qif-x"], [0], [])
+    with pytest.raises(ConfigError, match="monotone QIF rest"):
+        plan("digits", ["lif-matched"], [0], ["neuron_kwargs={a: 3.0, u2: 0.5}"])
+    with pytest.raises(ConfigError, match="must not repeat"):
+        plan("digits", ["qif", "qif"], [0], [])
+
+
+def _fake_fit(calls, interrupt_at=None):
+    """A stand-in for engine.fit that writes what a finished run leaves on disk."""
+    def fit(cfg, resume=None, smoke=False):
+        calls.append((cfg.run_name, resume is not None))
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        if interrupt_at == cfg.run_name:
+            (cfg.run_dir / "last.pt").write_bytes(b"x")
+            return {"interrupted": True, "signal": 15, "rank": 0}
+        acc = 50.0 + cfg.seed + (10 if cfg.neuron == "qif" else 0)
+        (cfg.run_dir / "metrics.csv").write_text(
+            "epoch,test_acc\n" + "".join(f"{e},{acc - 5 + e}\n" for e in range(cfg.epochs)))
+        report = {"accuracy": acc, "best_accuracy": acc, "firing_rate": 0.1, "interrupted": False,
+                  "epochs_completed": cfg.epochs, "energy_pj": {"total": 2e6}, "rank": 0,
+                  "measure": {"ops": {"sops": 3e6}}, "wall_s": 1.0, "settings": to_dict(cfg),
+                  "layer_firing_rates": {"body.1": 0.1, "body.3": 0.2}, "paper_accuracy": None}
+        (cfg.run_dir / "report.json").write_text(json.dumps(report))
+        return report
+    return fit
+
+
+def test_finished_runs_are_reused_and_interrupted_ones_resumed(tmp_path):
+    calls, log = [], []
+    args = ("digits", ["qif", "lif"], [0, 1], [f"out_dir={tmp_path}", "epochs=2"])
+    study = run_study(*args, fit=_fake_fit(calls, interrupt_at="lif-s0"), log=log.append)
+    assert study.interrupted_by == 15 and calls == [("qif-s0", False), ("qif-s1", False),
+                                                    ("lif-s0", False)]
+    calls.clear()
+    study = run_study(*args, fit=_fake_fit(calls), log=log.append)
+    assert study.interrupted_by is None
+    assert calls == [("lif-s0", True), ("lif-s1", False)]  # resumed, then fresh
+    assert sum("reusing" in line for line in log) == 2 and any("ETA" in line for line in log)
+    saved = json.loads((study.folder / "study.json").read_text())
+    summary = {row["variant"]: row for row in saved["summary"]}
+    assert summary["qif"]["accuracy"] == "60.50 +- 0.71" and summary["lif"]["seeds"] == 2
+    for name in ("study.md", "accuracy.png", "firing_rates.png"):
+        assert (study.folder / name).stat().st_size > 500
+    # A finished run of other settings is never overwritten silently.
+    with pytest.raises(ConfigError, match="finished run with other settings.*lr"):
+        run_study("digits", ["qif"], [0], [f"out_dir={tmp_path}", "epochs=2", "lr=0.1"],
+                  fit=_fake_fit([]), log=log.append)
+
+
+def test_study_cli_smoke(tmp_path, capsys):
+    assert main(["study", "digits", "--smoke", "--seeds", "0", "--variants", "qif-noise",
+                 "lif-matched", "--set", f"out_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "qif-noise" in out and "lif-matched" in out and "study.md" in out
+    assert set(VARIANTS) >= set(STUDY)
