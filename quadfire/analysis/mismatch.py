@@ -49,8 +49,13 @@ class MismatchSetup:
     batches: int = 16         # R, independent surrogate gradients averaged
     pairs: int = 20000        # K, antithetic pairs behind the true gradient
     seed: int = 0
+    mu: float = 0.0           # mean of the input (tdBN's shift beta; 0 for the ideal layer)
+    window_sigma: float | None = None  # the sigma the noise rule is given (None: sigma)
 
     def __post_init__(self):
+        if not (math.isfinite(self.mu) and (self.window_sigma is None or self.window_sigma > 0)):
+            raise ValueError(f"mismatch needs a finite mu and window_sigma > 0 (or None), got "
+                             f"mu={self.mu!r}, window_sigma={self.window_sigma!r}")
         if not (self.sigma > 0 and 0 <= self.rho < 1):
             raise ValueError(f"mismatch needs sigma > 0 and 0 <= rho < 1, got "
                              f"sigma={self.sigma!r}, "
@@ -79,21 +84,22 @@ class MismatchResult:
     ceiling: float = float("nan")
 
     def best_sweep(self) -> str:
-        """The sweep label (not a rule) with the highest cosine."""
-        sweep = [k for k in self.cosine if k not in QIF_RULES]
+        """The sweep label (a fixed-width window, not a rule) with the highest cosine."""
+        sweep = [k for k in self.cosine if " x" in k]
         return max(sweep, key=self.cosine.__getitem__)
 
 
 def _problem(setup: MismatchSetup):
     g = torch.Generator().manual_seed(setup.seed)
     shape = (setup.T, setup.neurons)
-    m = torch.randn(shape, generator=g, dtype=torch.float64) * setup.rho * setup.sigma
+    m = setup.mu + torch.randn(shape, generator=g, dtype=torch.float64) * setup.rho * setup.sigma
     c = torch.randn(shape, generator=g, dtype=torch.float64)
     return m, c, g
 
 
 def _neuron(setup: MismatchSetup, window: Window | str) -> QIF:
-    return QIF(setup.a, setup.u1, setup.u2, setup.v_th, surrogate=window, sigma=setup.sigma)
+    sigma = setup.sigma if setup.window_sigma is None else setup.window_sigma
+    return QIF(setup.a, setup.u1, setup.u2, setup.v_th, surrogate=window, sigma=sigma)
 
 
 @torch.no_grad()
@@ -145,14 +151,17 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def measure_mismatch(setup: MismatchSetup = MismatchSetup(), factors=DEFAULT_FACTORS,
-                     rules=QIF_RULES, shape: str = "rect") -> MismatchResult:
-    """Cosine of each rule's window and of centred `shape` windows of width factor * w_band,
-    w_band = 2 (v_th - u2), against the sampled true gradient."""
+                     rules=QIF_RULES, shape: str = "rect",
+                     extra: dict[str, Window] | None = None) -> MismatchResult:
+    """Cosine of each rule's window, of centred `shape` windows of width factor * w_band,
+    w_band = 2 (v_th - u2), and of any `extra` labelled windows, against the sampled true
+    gradient."""
     truth, ceiling = true_gradient(setup)
     result = MismatchResult(setup, ceiling=ceiling)
     w_band = 2 * (setup.v_th - setup.u2)
     windows: dict[str, Window | str] = {r: r for r in rules}
     windows.update({f"{shape} x{f:g}": Window(shape, f * w_band) for f in factors})
+    windows.update(extra or {})
     for label, win in windows.items():
         grads = surrogate_gradients(setup, win)
         cos = _cos(grads, truth)

@@ -52,6 +52,21 @@ def _mismatch(args) -> int:
     return 0
 
 
+def _run_layers(args) -> int:
+    from ..analysis.layer_stats import format_layers, layer_statistics, rule_mismatch
+    from ..train.report import write_json
+    from ..train.runs import load_run, test_loader
+
+    run = load_run(args.run, device="cpu")
+    stats = layer_statistics(run.model, test_loader(run.cfg, args.smoke), args.batches)
+    mismatch = rule_mismatch(stats, run.cfg.T, pairs=args.pairs) if args.mismatch else None
+    print(format_layers(stats, mismatch))
+    out = Path(args.out) if args.out else run.path.parent / "layers.json"
+    write_json(out, {"run": str(run.path), "layers": stats, "mismatch": mismatch})
+    print(f"wrote {out}")
+    return 0
+
+
 def _activity(args):
     from ..analysis.plots import record
     from ..train.runs import load_run, sample_batch
@@ -128,6 +143,17 @@ def add_commands(sub) -> None:
     p.add_argument("--shape", default="rect", choices=("rect", "triangle", "sigmoid", "atan"))
     p.add_argument("--out", default="analysis/mismatch", help="folder for the PNG and JSON")
     p.set_defaults(func=_mismatch)
+
+    p = asub.add_parser("run", help="per-layer input statistics, window coverage, regimes and "
+                                    "rule mismatch of a trained network")
+    p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
+    p.add_argument("--batches", type=int, default=4, help="test batches to read (default 4)")
+    p.add_argument("--mismatch", action="store_true",
+                   help="also measure each window rule's gradient mismatch per QIF layer")
+    p.add_argument("--pairs", type=int, default=4000, help="antithetic pairs per true gradient")
+    p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
+    p.add_argument("--out", help="JSON to write (default RUN/layers.json)")
+    p.set_defaults(func=_run_layers)
 
     plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves (PNG)")
     psub = plot.add_subparsers(dest="what", metavar="WHAT", required=True)

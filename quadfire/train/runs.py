@@ -79,12 +79,17 @@ def load_run(path: str | Path, overrides: list[str] | None = None,
     return LoadedRun(model.to(dev).eval(), cfg, info, state, ckpt)
 
 
+def test_loader(cfg: TrainConfig, smoke: bool = False, workers: int | None = 0):
+    """The run's test loader (random inputs of the right shape with smoke); in-process by
+    default, since analyses read a few batches and worker start-up is not worth it."""
+    data = cfg.data if workers is None else dataclasses.replace(cfg.data, workers=workers)
+    loaders = synthetic_loaders if smoke else build_loaders
+    return loaders(data, cfg.T)[1]
+
+
 def sample_batch(cfg: TrainConfig, smoke: bool = False) -> torch.Tensor:
     """The first test batch of the run's dataset (random inputs of the right shape with smoke)."""
-    data = dataclasses.replace(cfg.data, workers=0)  # one batch: worker start-up is not worth it
-    loaders = synthetic_loaders if smoke else build_loaders
-    _, test_loader, _ = loaders(data, cfg.T)
-    batch = next(iter(test_loader))
+    batch = next(iter(test_loader(cfg, smoke)))
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 

@@ -1,0 +1,181 @@
+"""What each spiking layer of a trained network sees: its input statistics, where its charged
+potential H lies against the surrogate window, which dynamical regime its neurons are in, and
+how well each QIF window rule matches the gradient under the layer's own statistics.
+
+`layer_statistics(model, loader)` runs the model (eval mode) with the neurons observed
+(`monitor.observed_neurons`) and, per layer, accumulates:
+
+- input X (the tdBN output feeding the neuron): mean, std, and the drive share rho = the std
+  of the per-neuron, per-step mean over samples divided by the total std (the `mismatch`
+  setup's X = m + s eps, m the drive, eps the sample-to-sample variation);
+- H - v_th: the share inside the window's support, below u2 (QIF) and at the floor v_min;
+- regimes (per neuron, from its mean input I over samples and steps, against the neuron's
+  closed forms in docs/neuron.md): QIF "inhibited" (I < 0), "excitable" (0 <= I <= the
+  rheobase a d^2/4: rest is stable, the neuron fires only when pushed past u2) and "tonic"
+  (I above the rheobase: it fires whatever its start); LIF-family "sub-threshold" (its
+  equilibrium v_rest + I/k stays below v_th) and "tonic".
+
+`rule_mismatch(stats)` then measures, for every QIF layer with scalar parameters, the
+gradient mismatch (`quadfire.analysis.mismatch`) of each window rule at that layer's
+measured (mu, sigma, rho) instead of the tdBN ideal (0, v_th, 0.5).
+"""
+from __future__ import annotations
+
+import math
+from itertools import islice
+
+import torch
+from torch import nn
+
+from ..functional import LIFParams, QIFParams, qif_window
+from .mismatch import MismatchSetup, measure_mismatch
+from .monitor import inside_window, observed_neurons
+
+
+class _Layer:
+    def __init__(self, kind: str):
+        self.kind, self.params = kind, None
+        self.n = 0
+        self.sum = self.sumsq = 0.0
+        self.per = None        # sum over samples of X [T, M]
+        self.per_n = 0         # samples behind `per`
+        self.mean_in = None    # sum over samples and steps of X per neuron [M]
+        self.counts = {"inside": 0.0, "below_u2": 0.0, "floor": 0.0, "spikes": 0.0}
+
+    def add(self, module, x: torch.Tensor, out) -> None:
+        p = module.params(x.dim() - 1)
+        self.params = p
+        self.noise_sigma = getattr(module, "sigma", None)  # what the `noise` rule was given
+        xd = x.detach().double()
+        T, N = xd.shape[:2]
+        flat = xd.reshape(T, N, -1)
+        self.n += flat.numel()
+        self.sum += flat.sum().item()
+        self.sumsq += flat.square().sum().item()
+        per, neuron = flat.sum(1), flat.sum((0, 1))
+        self.per = per if self.per is None else self.per + per
+        self.mean_in = neuron if self.mean_in is None else self.mean_in + neuron
+        self.per_n += N
+        h = out.trace.detach()
+        self.counts["inside"] += inside_window(h, p).double().sum().item()
+        self.counts["spikes"] += out.spikes.double().sum().item()
+        if isinstance(p, QIFParams):
+            self.counts["below_u2"] += (h < p.u2).double().sum().item()
+            if p.v_min is not None:
+                self.counts["floor"] += (h <= p.v_min).double().sum().item()
+
+    def report(self) -> dict:
+        mean = self.sum / self.n
+        var = max(self.sumsq / self.n - mean * mean, 0.0)
+        drive = self.per / self.per_n                              # [T, M]
+        rho = math.sqrt(min(drive.var(unbiased=False).item() / var, 0.99)) if var > 0 else 0.0
+        I = self.mean_in / (self.per_n * drive.shape[0])           # [M] mean input per neuron
+        out = {"type": self.kind, "x_mean": mean, "x_std": math.sqrt(var), "rho": rho,
+               "firing_rate": self.counts["spikes"] / self.n,
+               "window_fraction": self.counts["inside"] / self.n,
+               "regimes": _regimes(self.params, I)}
+        if isinstance(self.params, QIFParams):
+            out["below_u2_fraction"] = self.counts["below_u2"] / self.n
+            out["floor_fraction"] = self.counts["floor"] / self.n
+        return out
+
+
+def _scalar(v) -> float | None:
+    if isinstance(v, torch.Tensor):
+        return float(v) if v.numel() == 1 else None
+    return float(v)
+
+
+def _regimes(p, I: torch.Tensor) -> dict[str, float]:
+    """Share of neurons in each regime for their mean input I (module docstring)."""
+    if isinstance(p, QIFParams):
+        a, u1, u2 = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (p.a, p.u1, p.u2))
+        a, u1, u2 = (_per_neuron(v, I) for v in (a, u1, u2))
+        rheobase = a * (u2 - u1) ** 2 / 4
+        return {"inhibited": (I < 0).double().mean().item(),
+                "excitable": ((I >= 0) & (I <= rheobase)).double().mean().item(),
+                "tonic": (I > rheobase).double().mean().item()}
+    assert isinstance(p, LIFParams)
+    k, rest, vth = (_per_neuron(torch.as_tensor(v, dtype=torch.float64).flatten(), I)
+                    for v in (p.k, p.v_rest, p.v_th))
+    # IF (k = 0) integrates any positive mean input up to threshold.
+    tonic = torch.where(k > 0, rest + I / k.clamp_min(1e-12) >= vth, I > 0)
+    return {"sub-threshold": (~tonic).double().mean().item(), "tonic": tonic.double().mean().item()}
+
+
+def _per_neuron(v: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-channel parameter broadcast over the flattened neurons of one sample
+    (channels first: [C, H*W] layout)."""
+    if v.numel() == 1:
+        return v.expand_as(I)
+    return v.repeat_interleave(I.numel() // v.numel())
+
+
+@torch.no_grad()
+def layer_statistics(model: nn.Module, loader, max_batches: int | None = 4,
+                     device=None) -> dict[str, dict]:
+    """Per spiking layer (in execution order) the statistics of the module docstring."""
+    names = {m: n for n, m in model.named_modules()}
+    layers: dict[str, _Layer] = {}
+
+    def on_run(module, x, out):
+        layers.setdefault(names[module], _Layer(type(module).__name__)).add(module, x, out)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with observed_neurons(model, on_run):
+            for batch in islice(loader, max_batches):
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(x.to(device) if device is not None else x)
+    finally:
+        model.train(was_training)
+    return {name: layer.report() | {"params": _param_summary(layer.params),
+                                    "noise_sigma": layer.noise_sigma}
+            for name, layer in layers.items()}
+
+
+def _param_summary(p) -> dict:
+    if isinstance(p, QIFParams):
+        return {k: _scalar(getattr(p, k)) for k in ("a", "u1", "u2", "v_th")}
+    return {k: _scalar(getattr(p, k)) for k in ("k", "v_rest", "v_th")}
+
+
+def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: int = 32,
+                  batches: int = 8, factors=(0.5, 1.0, 2.0), seed: int = 0) -> dict[str, dict]:
+    """Per QIF layer with scalar parameters: the cosine of each window rule as the layer used
+    it (the `noise` rule with the sigma it was given), of the noise-rule width at the layer's
+    measured sigma ("noise@measured"), and of rect windows of `factors` x the band width, all
+    at the layer's own (mu, sigma, rho)."""
+    out = {}
+    for name, s in stats.items():
+        p = s["params"]
+        if s["type"] != "QIF" or any(p.get(k) is None for k in ("a", "u1", "u2", "v_th")):
+            continue
+        sigma = max(s["x_std"], 1e-6)
+        setup = MismatchSetup(p["a"], p["u1"], p["u2"], p["v_th"], sigma=sigma,
+                              rho=min(s["rho"], 0.95), T=T, neurons=neurons, batch=64,
+                              batches=batches, pairs=pairs, seed=seed, mu=s["x_mean"],
+                              window_sigma=s.get("noise_sigma") or p["v_th"])
+        measured = qif_window("noise", p["a"], p["u1"], p["u2"], p["v_th"], sigma)
+        r = measure_mismatch(setup, factors, extra={"noise@measured": measured})
+        out[name] = {"setup": {"mu": setup.mu, "sigma": setup.sigma, "rho": setup.rho},
+                     "cosine": r.cosine, "widths": r.widths, "ceiling": r.ceiling,
+                     "best": r.best_sweep()}
+    return out
+
+
+def format_layers(stats: dict[str, dict], mismatch: dict[str, dict] | None = None) -> str:
+    """A terminal table: one line per spiking layer, and the rule cosines where measured."""
+    lines = [f"{'layer':<22}{'type':<6}{'x mean':>8}{'x std':>8}{'rho':>6}{'rate':>8}"
+             f"{'in win':>8}{'floor':>7}  regimes"]
+    for name, s in stats.items():
+        regimes = ", ".join(f"{k} {v:.2f}" for k, v in s["regimes"].items())
+        lines.append(f"{name:<22}{s['type']:<6}{s['x_mean']:>8.3f}{s['x_std']:>8.3f}"
+                     f"{s['rho']:>6.2f}{s['firing_rate']:>8.4f}{s['window_fraction']:>8.3f}"
+                     f"{s.get('floor_fraction', float('nan')):>7.3f}  {regimes}")
+    for name, m in (mismatch or {}).items():
+        cos = ", ".join(f"{k} {v:.3f}" for k, v in m["cosine"].items())
+        lines.append(f"mismatch {name}: {cos} (best fixed width: {m['best']}; "
+                     f"ceiling {m['ceiling']:.3f})")
+    return "\n".join(lines)
