@@ -60,7 +60,7 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from ..train.runs import evaluate_run
 
-    evaluate_run(args.path, args.overrides, args.batches, args.smoke)
+    evaluate_run(args.path, args.overrides, args.batches, args.smoke, args.neurobench)
     return 0
 
 
@@ -133,6 +133,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
     p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
+    p.add_argument("--neurobench", action="store_true",
+                   help="also compute NeuroBench's metrics with the neurobench package, beside "
+                        "quadfire's (pip install 'quadfire[neurobench]'; docs/analysis.md)")
     _common(p)
     p.set_defaults(func=_eval)
 
