@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from quadfire.cli import main
-from quadfire.data import DataConfig, synthetic_loaders
+from quadfire.data import DataConfig, dataset_info, synthetic_loaders
 from quadfire.errors import MissingExtraError, QuadfireError, require_extra
 
 
@@ -24,10 +24,12 @@ def test_require_extra_names_the_extra(monkeypatch):
     assert require_extra("json", "none", "that").dumps([]) == "[]"
 
 
-def test_tonic_datasets_without_tonic(monkeypatch):
+def test_tonic_datasets_without_tonic(monkeypatch, capsys):
     hide(monkeypatch, "tonic")
+    cfg = DataConfig(dataset="tonic:NMNIST")  # configs load: recipes still list
     with pytest.raises(MissingExtraError, match=r"tonic:<name>.*quadfire\[dvs\]"):
-        DataConfig(dataset="tonic:NMNIST")
+        dataset_info(cfg, 10)
+    assert main(["recipes"]) == 0 and "tonic:SHD" in capsys.readouterr().out
     # The other event dataset has its own reader and needs no extra.
     _, _, info = synthetic_loaders(DataConfig(dataset="cifar10dvs", batch_size=1), 2)
     assert info.step_shape == (2, 48, 48)

@@ -19,8 +19,9 @@ from quadfire.train.recipes import config_for, find_recipe, list_recipes, read_r
 RECIPES = list_recipes()
 SETTINGS = sorted({r.removesuffix("-qif").removesuffix("-lif") for r in RECIPES})
 TWIN_FIELDS = {"neuron", "neuron_kwargs", "paper_accuracy", "paper_reference"}
-# Settings whose dataset comes through Tonic: their configs name a tonic:<name> dataset, which
-# needs the dvs extra to be described (test_optional_extras.py covers its absence).
+# Settings whose dataset comes through Tonic: running them needs the dvs extra, even on
+# generated data, since the input description comes from Tonic's classes
+# (test_optional_extras.py covers its absence).
 TONIC_SETTINGS = {"nmnist-convnet-t10", "shd-seq-mlp-t100"}
 
 
@@ -39,7 +40,6 @@ def test_the_paper_settings_are_all_shipped():
 
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_twins_differ_only_in_the_neuron(setting):
-    needs_tonic(setting)
     pair = {n: config_for(p, [], False) for n, p in twins(setting).items()}
     qif, lif = pair["qif"], pair["lif"]
     assert (qif.neuron, lif.neuron) == ("qif", "lif")

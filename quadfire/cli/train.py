@@ -65,11 +65,11 @@ def _eval(args) -> int:
 
 
 def _recipes(args) -> int:
-    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<11}{'paper %':>8}")
+    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<13}{'paper %':>8}")
     for name in list_recipes():
         c = config_for(name, [], False)
         paper = f"{c.paper_accuracy:.2f}" if c.paper_accuracy is not None else "-"
-        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<11}{paper:>8}")
+        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<13}{paper:>8}")
     return 0
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError, DataNotFoundError, require_extra
+from ..errors import ConfigError, DataNotFoundError, MissingExtraError, require_extra
 from .common import stratified_split
 from .config import DataConfig, frames_of
 from .events import count_events, equal_count_bins
@@ -202,15 +202,24 @@ def _names(source, s: Spec) -> dict:
 
 
 def entry(name: str) -> DatasetEntry:
-    """The registry entry of ``tonic:<name>`` (the namespace resolver)."""
-    s = spec(name)
+    """The registry entry of ``tonic:<name>`` (the namespace resolver).
+
+    With Tonic installed the name is checked here, when a config names it. Without Tonic the
+    entry is still returned, so configs and recipes load and list (``quadfire recipes``), and
+    describing or reading the data raises the MissingExtraError that names the extra.
+    """
+    try:
+        spec(name)
+    except MissingExtraError:
+        pass
     full = f"{PREFIX}:{name}"
 
     def info(cfg: DataConfig, T: int | None) -> DatasetInfo:
+        s = spec(name)
         return DatasetInfo(full, s.num_classes, step_shape(s, cfg), frames_of(full, T))
 
     def build(cfg: DataConfig, T: int | None):
-        meta = info(cfg, T)
+        meta, s = info(cfg, T), spec(name)
         shape = (meta.frames,) + meta.step_shape
         tf = transforms(s, cfg, meta.frames)
         if s.split == "none":
@@ -229,11 +238,11 @@ def entry(name: str) -> DatasetEntry:
         return (*parts, meta)
 
     def download(cfg: DataConfig) -> None:
+        s = spec(name)
         for part in ("all",) if s.split == "none" else ("train", "test"):
             open_split(s, cfg.root, part, download=True)
 
-    return DatasetEntry(full, info, build, download,
-                        description=f"Tonic's {name} (sensor {s.sensor}, {s.num_classes} classes)")
+    return DatasetEntry(full, info, build, download, description=f"Tonic's {name}")
 
 
 register_namespace(PREFIX, entry)
