@@ -4,6 +4,8 @@ the same events, the frame cache, the data options and the missing-data error.
 
 The missing-extra error is tested in test_optional_extras.py, which runs without Tonic.
 """
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,9 @@ def test_shd_frames_labels_and_cache(tmp_path):
     cached = sorted((tmp_path / "quadfire-frames" / "SHD" / "T5_events_dn0_ds1" / "test").glob("*.npz"))
     assert [p.name for p in cached] == ["0.npz", "1.npz", "2.npz", "3.npz"]
     assert len(train_loader.dataset) == 6 and next(iter(train_loader))[0].shape == (5, 3, 700)
+    # Workers started by spawn or forkserver receive the dataset pickled.
+    copy = pickle.loads(pickle.dumps(test_loader.dataset))
+    assert type(copy.source) is tonic.datasets.SHD and torch.equal(copy[1][0], x[:, 1])
 
 
 def test_shd_time_bins_and_channel_downsampling(tmp_path):
