@@ -3,7 +3,8 @@
 Every one derives from `QuadfireError` and also from the built-in type a caller would expect
 (ValueError, TypeError, FileNotFoundError, RuntimeError), so ``except ValueError`` keeps
 working. The command line turns a `QuadfireError` into one line and exit code 2; any other
-exception is a bug in quadfire and keeps its traceback. This module imports nothing.
+exception is a bug in quadfire and keeps its traceback. This module imports nothing of quadfire
+(`require_extra` imports the optional package it is asked for, when it is called).
 """
 from __future__ import annotations
 
@@ -43,3 +44,16 @@ class CheckpointError(QuadfireError, RuntimeError):
 
 class MissingExtraError(QuadfireError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
+
+
+def require_extra(module: str, extra: str, needed_for: str):
+    """Import and return the optional dependency `module` (e.g. ``"tonic"``), or raise a
+    MissingExtraError that says what needed it and which pip extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtraError(f"{needed_for} needs the optional package {module!r}, which "
+                                f"cannot be imported ({e}); install it with: "
+                                f"pip install 'quadfire[{extra}]'") from e

@@ -42,6 +42,9 @@ def test_synthetic_loaders_have_true_shapes(name):
     ("workers", -1, "data.workers must be a non-negative int"),
     ("frame_size", 2.5, "data.frame_size must be a positive int"),
     ("download", "yes", "data.download must be a bool"),
+    ("frame_by", "count", r"data.frame_by must be one of \('events', 'time'\)"),
+    ("downsample", 0.0, r"data.downsample must be a number in \(0, 1\]"),
+    ("denoise_us", -1.0, "data.denoise_us must be a number >= 0"),
 ])
 def test_config_rejects_bad_values(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -52,11 +55,18 @@ def test_config_rejects_bad_values(field, value, match):
         build_loaders(cfg)
 
 
+def test_tonic_options_only_apply_to_tonic_datasets():
+    with pytest.raises(ValueError, match=r"data.downsample=0.5 only apply to tonic:<name> "
+                                         r"datasets, not 'cifar10dvs'"):
+        DataConfig(dataset="cifar10dvs", downsample=0.5)
+
+
 def test_config_fields_are_stable():
     # Run configs embed these names; renaming one breaks saved configs.
     assert [f.name for f in dataclasses.fields(DataConfig)] == [
         "dataset", "root", "download", "batch_size", "eval_batch_size", "workers", "pin_memory",
-        "frame_size", "autoaugment", "cutout", "seed", "cache_dir"]
+        "frame_size", "autoaugment", "cutout", "seed", "cache_dir", "frame_by", "denoise_us",
+        "downsample"]
 
 
 def test_shard_sampler_partitions_exactly():

@@ -126,6 +126,16 @@ def test_encoder_errors():
         Encoder(3, 2)(torch.zeros(4, 2, 5, 5, dtype=torch.uint8))
     with pytest.raises(ValueError, match="T must be a positive int"):
         Encoder(0, 2)
+    with pytest.raises(ValueError, match=r"vectors \[N, 7\] or sequences \[T, N, 7\].*\(4, 6\)"):
+        Encoder(3, 7, spatial_dims=0)(torch.rand(4, 6))
+
+
+def test_encoder_of_vectors_repeats_them_and_passes_sequences():
+    enc = Encoder(3, 7, spatial_dims=0)
+    vec = torch.rand(4, 7)
+    assert enc(vec).shape == (3, 4, 7) and torch.equal(enc(vec)[2], vec)
+    seq = torch.rand(28, 4, 7)
+    assert enc(seq) is seq
 
 
 @pytest.mark.parametrize("flag", [False, True])

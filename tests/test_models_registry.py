@@ -15,6 +15,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # settings (32x32 CIFAR, 48x48 DVS, 224x224 ImageNet) are only needed for parameter counts;
 # models added later default to 3 x 32 x 32.
 TINY = {"convnet": (1, 8, {}), "resnet19": (3, 8, {}), "vggsnn": (2, 16, {"image_size": 16})}
+# Sequence models take time-major vectors [T, N, features]: (T, features, builder options).
+SEQUENCES = {"seq_mlp": (3, 7, {"in_channels": 7, "hidden": 16})}
 
 
 @pytest.mark.parametrize("neuron", sorted(NEURONS))
@@ -22,11 +24,16 @@ TINY = {"convnet": (1, 8, {}), "resnet19": (3, 8, {}), "vggsnn": (2, 16, {"image
 def test_every_model_with_every_neuron(name, neuron):
     torch.manual_seed(0)
     kw = {"learnable": "channel"} if neuron == "plif" else {}
-    c, size, options = TINY.get(name, (3, 32, {}))
+    if name in SEQUENCES:
+        steps, features, options = SEQUENCES[name]
+        x = torch.rand(steps, 2, features)
+    else:
+        steps = 2
+        c, size, options = TINY.get(name, (3, 32, {}))
+        x = torch.rand(2, c, size, size)
     model = create_model(name, neuron=neuron, T=2, num_classes=5, neuron_kwargs=kw, **options)
-    x = torch.rand(2, c, size, size)
     out = model(x)
-    assert out.shape == (2, x.shape[0], 5)
+    assert out.shape == (steps, 2, 5)
     assert torch.isfinite(out).all()
     out.square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
@@ -94,3 +101,16 @@ def test_model_compiles_as_one_graph_and_matches_eager():
     (g_comp,) = torch.autograd.grad(compiled.square().sum(), model.body[0].conv.module.weight)
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(g_comp, g_eager)
+
+
+def test_seq_mlp_depth_and_encoding_layer():
+    from quadfire.analysis.monitor import encoding_layers
+
+    model = create_model("seq_mlp", T=4, num_classes=20, in_channels=700, hidden=8, layers=3)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(700, 8), (8, 8), (8, 8), (8, 20)]
+    assert encoding_layers(model) == {linears[0]}
+    assert model(torch.rand(6, 2, 700)).shape == (6, 2, 20)  # sequences bring their own T
+    assert model(torch.rand(2, 700)).shape == (4, 2, 20)     # vectors are repeated T times
+    with pytest.raises(ValueError, match="layers >= 1"):
+        create_model("seq_mlp", layers=0)

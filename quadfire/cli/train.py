@@ -60,16 +60,16 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from ..train.runs import evaluate_run
 
-    evaluate_run(args.path, args.overrides, args.batches, args.smoke)
+    evaluate_run(args.path, args.overrides, args.batches, args.smoke, args.neurobench)
     return 0
 
 
 def _recipes(args) -> int:
-    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<11}{'paper %':>8}")
+    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<13}{'paper %':>8}")
     for name in list_recipes():
         c = config_for(name, [], False)
         paper = f"{c.paper_accuracy:.2f}" if c.paper_accuracy is not None else "-"
-        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<11}{paper:>8}")
+        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<13}{paper:>8}")
     return 0
 
 
@@ -86,6 +86,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
     p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
+    p.add_argument("--neurobench", action="store_true",
+                   help="also compute NeuroBench's metrics with the neurobench package, beside "
+                        "quadfire's (pip install 'quadfire[neurobench]'; docs/analysis.md)")
     common_options(p)
     p.set_defaults(func=_eval)
 

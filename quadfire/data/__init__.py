@@ -1,7 +1,8 @@
 """Datasets and loaders behind one registry: sklearn digits (the embedded default),
-CIFAR-10/100, ImageNet and CIFAR10-DVS. `build_loaders(DataConfig(...), T)` is the one entry
-point; `list_datasets()` names every registered dataset. See docs/data.md."""
-from . import cifar, cifar10dvs, digits, imagenet  # noqa: F401  (register)
+CIFAR-10/100, ImageNet, CIFAR10-DVS and any Tonic dataset as ``tonic:<Name>``.
+`build_loaders(DataConfig(...), T)` is the one entry point; `list_datasets()` names every
+registered dataset. See docs/data.md."""
+from . import cifar, cifar10dvs, digits, imagenet, tonic_datasets  # noqa: F401  (register)
 from .config import DataConfig, dataset_info
 from .loaders import ShardSampler, build_datasets, build_loaders, download, synthetic_loaders
 from .registry import (DatasetEntry, DatasetInfo, get_dataset, list_datasets, register_dataset,

@@ -13,10 +13,6 @@ train/test split is 9:1 within each class, seeded.
 """
 from __future__ import annotations
 
-import os
-import warnings
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +24,7 @@ from .aedat import read_aedat
 from .common import stratified_split
 from .config import DataConfig, frames_of
 from .events import integrate_frames, resize_frames
+from .frame_cache import read_or_build
 from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import EventAugment
 
@@ -69,39 +66,19 @@ def cache_file(recording: Path, T: int, size: int, cache_dir: str) -> Path:
 
 
 def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
-    """Frames ``[T, 2, size, size]`` of one recording, from `cache` when it holds them.
+    """Frames ``[T, 2, size, size]`` of one recording, from `cache` when it holds them
+    (`quadfire.data.frame_cache.read_or_build`: rebuilt with a warning when unreadable or
+    mis-shaped, written atomically)."""
 
-    An unreadable cache file or one of the wrong shape is rebuilt with a warning. New cache
-    files are written to a temporary name and renamed, so concurrent workers and ranks never
-    read a half-written file.
-    """
-    if cache.exists():
+    def build() -> dict[str, np.ndarray]:
+        events = read_aedat(recording)
         try:
-            # Opened here, not by np.load, which leaks the handle when the zip is unreadable.
-            with open(cache, "rb") as f, np.load(f) as stored:
-                frames = stored["frames"]
-            if frames.shape == (T, 2, size, size) and frames.dtype == np.float32:
-                return frames
-            problem = f"holds frames {frames.shape} {frames.dtype}, expected {(T, 2, size, size)}"
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            problem = f"is unreadable ({type(e).__name__}: {e})"
-        warnings.warn(f"frame cache {cache} {problem}; rebuilding it from {recording}",
-                      RuntimeWarning, stacklevel=2)
-    events = read_aedat(recording)
-    try:
-        counts = integrate_frames(events, T)
-    except ValueError as e:
-        raise ValueError(f"{recording}: {e}") from e
-    frames = resize_frames(counts, size)
-    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(tmp, frames=frames)
-        os.replace(tmp, cache)
-    except OSError as e:
-        raise OSError(f"cannot write the frame cache {cache} ({e}); set data.cache_dir to a "
-                      f"writable folder") from e
-    return frames
+            counts = integrate_frames(events, T)
+        except ValueError as e:
+            raise ValueError(f"{recording}: {e}") from e
+        return {"frames": resize_frames(counts, size)}
+
+    return read_or_build(cache, (T, 2, size, size), build, str(recording))["frames"]
 
 
 class DVSFrames(Dataset):

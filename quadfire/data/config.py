@@ -1,10 +1,14 @@
 """The data section of a run config: what to load and how."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
 from .registry import get_dataset
+
+
+FRAME_BY = ("events", "time")
+TONIC_OPTIONS = ("frame_by", "denoise_us", "downsample")
 
 
 @dataclass
@@ -23,7 +27,11 @@ class DataConfig:
     autoaugment: bool = False     # AutoAugment (CIFAR / ImageNet policy) on training images
     cutout: int = 0               # side in pixels of the Cutout square on training images; 0: off
     seed: int = 0                 # seeds the digits / cifar10dvs splits and the shuffling
-    cache_dir: str = ""           # cifar10dvs frame cache; "": next to the recordings
+    cache_dir: str = ""           # event-frame cache; "": next to the recordings (tonic: root)
+    # Options of the tonic:<name> datasets (quadfire.data.tonic_datasets).
+    frame_by: str = "events"      # "events": T frames of equal event count; "time": of equal time
+    denoise_us: float = 0.0       # Tonic's Denoise: drop events with no neighbour this recent; 0: off
+    downsample: float = 1.0       # Tonic's Downsample: scale the sensor's x (and y), in (0, 1]
 
     def __post_init__(self) -> None:
         self.validate()
@@ -42,6 +50,22 @@ class DataConfig:
         for name in ("download", "pin_memory", "autoaugment"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"data.{name} must be a bool, got {getattr(self, name)!r}")
+        self._validate_event_options()
+
+    def _validate_event_options(self) -> None:
+        if self.frame_by not in FRAME_BY:
+            raise ConfigError(f"data.frame_by must be one of {FRAME_BY}, got {self.frame_by!r}")
+        for name, ok, expected in (("denoise_us", lambda v: v >= 0, ">= 0"),
+                                   ("downsample", lambda v: 0 < v <= 1, "in (0, 1]")):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok(value):
+                raise ConfigError(f"data.{name} must be a number {expected}, got {value!r}")
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [f"{n}={getattr(self, n)!r}" for n in TONIC_OPTIONS
+                   if getattr(self, n) != defaults[n]]
+        if changed and not self.dataset.startswith("tonic:"):
+            raise ConfigError(f"data.{', data.'.join(changed)} only apply to tonic:<name> "
+                              f"datasets, not {self.dataset!r}")
 
 
 def dataset_info(cfg: DataConfig, T: int | None = None):

@@ -1,7 +1,9 @@
 """Event streams to frames: equal-count integration and mass-conserving area resizing.
 
-Frames are float32 ``[T, 2, H, W]``: channel 0 counts OFF events, channel 1 ON events
-(``channel = p``), row 0 is the top of the image.
+Frames are float32 ``[T, C, H, W]`` event counts: channel ``c`` counts the events of polarity
+``p = c`` (for DVS sensors channel 0 OFF, channel 1 ON), row 0 is the top of the image. This
+is the one implementation of equal-count framing in quadfire: CIFAR10-DVS recordings and every
+``tonic:<name>`` dataset (`quadfire.data.tonic_datasets`) are framed by it.
 """
 from __future__ import annotations
 
@@ -10,23 +12,44 @@ import numpy as np
 from .aedat import SENSOR_SIZE, Events
 
 
-def integrate_frames(events: Events, T: int, size: int = SENSOR_SIZE) -> np.ndarray:
-    """Count events into T frames ``[T, 2, size, size]`` holding equal numbers of events.
+def equal_count_bins(n: int, T: int) -> np.ndarray:
+    """The frame of each of `n` events (in stream order) for T frames of equal event count.
 
-    Event i (in stream order) goes to frame floor(i T / N), so frame counts differ by at most
-    one and no event is dropped: each frame and polarity sum to its number of events. Rows
-    flip jAER's bottom-left origin to the image convention: ``row = size - 1 - y``.
+    Event i goes to frame floor(i T / n), so frame k holds the events k n / T <= i < (k+1) n / T:
+    frame counts differ by at most one and no event is dropped. (Tonic's
+    ``ToFrame(n_event_bins=T)`` puts events k c .. (k+1) c - 1, c = n // T, in frame k and drops
+    the last n mod T; the two agree exactly when T divides n.)
     """
-    n = len(events.t)
     if n < T:
         raise ValueError(f"cannot split {n} events into T={T} frames of equal event count; "
                          f"expected at least {T} events")
-    frame = (np.arange(n, dtype=np.int64) * T) // n
-    row = size - 1 - events.y.astype(np.int64)
-    col = events.x.astype(np.int64)
-    flat = ((frame * 2 + events.p.astype(np.int64)) * size + row) * size + col
-    counts = np.bincount(flat, minlength=T * 2 * size * size)
-    return counts.reshape(T, 2, size, size).astype(np.float32)
+    return (np.arange(n, dtype=np.int64) * T) // n
+
+
+def count_events(frame: np.ndarray, channel: np.ndarray, row: np.ndarray, col: np.ndarray,
+                 shape: tuple[int, int, int, int]) -> np.ndarray:
+    """float32 counts ``[T, C, H, W]`` of the events at (frame, channel, row, col), each an int
+    array ``[n]``; a coordinate outside `shape` is a ValueError naming the axis."""
+    index = [np.asarray(a, dtype=np.int64) for a in (frame, channel, row, col)]
+    for name, a, size in zip(("frame", "channel (polarity)", "row (y)", "column (x)"), index,
+                             shape):
+        if a.size and (a.min() < 0 or a.max() >= size):
+            raise ValueError(f"event {name} outside the sensor: values {a.min()}..{a.max()}, "
+                             f"expected 0..{size - 1}")
+    frame, channel, row, col = index
+    T, C, H, W = shape
+    flat = ((frame * C + channel) * H + row) * W + col
+    return np.bincount(flat, minlength=T * C * H * W).reshape(shape).astype(np.float32)
+
+
+def integrate_frames(events: Events, T: int, size: int = SENSOR_SIZE) -> np.ndarray:
+    """Count DVS128 events into T frames ``[T, 2, size, size]`` holding equal numbers of events
+    (`equal_count_bins`): each frame and polarity sum to its number of events. Rows flip
+    jAER's bottom-left origin to the image convention: ``row = size - 1 - y``.
+    """
+    frame = equal_count_bins(len(events.t), T)
+    return count_events(frame, events.p, size - 1 - events.y.astype(np.int64), events.x,
+                        (T, 2, size, size))
 
 
 def area_weights(n_in: int, n_out: int) -> np.ndarray:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..analysis.monitor import format_measure, measure
+from ..analysis.neurobench_metrics import format_comparison, neurobench_metrics, require_neurobench
 from ..data import DatasetInfo, build_loaders, dataset_info, synthetic_loaders
 from ..errors import CheckpointError
 from ..models import load_state
@@ -94,9 +95,14 @@ def sample_batch(cfg: TrainConfig, smoke: bool = False) -> torch.Tensor:
 
 
 def evaluate_run(path: str | Path, overrides: list[str] | None = None,
-                 max_batches: int | None = None, smoke: bool = False) -> dict:
+                 max_batches: int | None = None, smoke: bool = False,
+                 neurobench: bool = False) -> dict:
     """``quadfire eval``: test accuracy, per-layer firing rates, SOPs and energy of the run at
-    `path`, in one pass over the test set; printed and stored under "eval" in its report.json."""
+    `path`, in one pass over the test set; printed and stored under "eval" in its report.json.
+    With `neurobench`, also NeuroBench's metrics through the neurobench package (a second
+    pass over the same batches), printed beside quadfire's and stored under "neurobench"."""
+    if neurobench:
+        require_neurobench()  # before the run is loaded and measured, not after
     run = load_run(path, (["data.workers=0"] if smoke else []) + list(overrides or []))
     cfg, device = run.cfg, next(run.model.parameters()).device
     loaders = synthetic_loaders if smoke else build_loaders
@@ -111,6 +117,11 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     print(f"{cfg.run_id} after {run.state['epoch']} epochs: test accuracy {m['accuracy']:.2f}% "
           f"on {m['samples']} samples{paper}, mean firing rate {m['firing_rate']:.4f}")
     print(format_measure(m))
+    if neurobench:
+        nb = neurobench_metrics(run.model, test_loader.dataset, run.info.frames is not None,
+                                test_loader.batch_size, max_batches, device)
+        result["neurobench"] = nb
+        print(format_comparison(nb, m))
     report_path = run.path.parent / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["eval"] = result

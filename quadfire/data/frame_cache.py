@@ -1,0 +1,56 @@
+"""The ``.npz`` frame cache shared by every event dataset (CIFAR10-DVS, the tonic namespace).
+
+Decoding and framing a recording costs far more than reading its frames back, so each
+sample's frames are stored once with ``numpy.savez_compressed`` and read on later epochs. The
+cache key (the file's path) is chosen by the dataset and must hold every option that changes
+the frames (T, frame size, framing method, ...), so changing one builds a new cache.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def read_or_build(cache: Path, shape: tuple[int, ...], build: Callable[[], dict[str, np.ndarray]],
+                  source: str, keys: tuple[str, ...] = ("frames",)) -> dict[str, np.ndarray]:
+    """The arrays stored at `cache`, or ``build()`` written there first.
+
+    ``build()`` returns a dict of arrays holding every name in `keys`; its ``"frames"`` are
+    float32 of `shape`. A cache file that is unreadable, lacks a key or holds frames of another
+    shape or dtype is rebuilt with a RuntimeWarning naming `source` (what the frames come
+    from). New files are written to a temporary name and renamed, so concurrent workers and
+    ranks never read a half-written file.
+    """
+    if cache.exists():
+        try:
+            # Opened here, not by np.load, which leaks the handle when the zip is unreadable.
+            with open(cache, "rb") as f, np.load(f) as stored:
+                arrays = {k: stored[k] for k in keys}
+            frames = arrays["frames"]
+            if frames.shape == tuple(shape) and frames.dtype == np.float32:
+                return arrays
+            problem = f"holds frames {frames.shape} {frames.dtype}, expected {tuple(shape)}"
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+            problem = f"is unreadable ({type(e).__name__}: {e})"
+        warnings.warn(f"frame cache {cache} {problem}; rebuilding it from {source}",
+                      RuntimeWarning, stacklevel=3)
+    arrays = build()
+    frames = arrays["frames"]
+    if frames.shape != tuple(shape) or frames.dtype != np.float32:
+        raise ValueError(f"{source}: built frames {frames.shape} {frames.dtype}, expected float32 "
+                         f"{tuple(shape)}")
+    tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, cache)
+    except OSError as e:
+        raise OSError(f"cannot write the frame cache {cache} ({e}); set data.cache_dir to a "
+                      f"writable folder") from e
+    return arrays
