@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..functional import QIFParams, qif_charge, qif_default_floor, qif_slope, qif_vertex
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def rest_stability(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> str:
     (1 < a d < 2, decaying period-2 overshoot) or 'unstable' (a d >= 2, period doubling)."""
     ad = a * (u2 - u1)
     if ad <= 0:
-        raise ValueError(f"rest stability needs a*(u2 - u1) > 0, got {ad!r}")
+        raise ParameterError(f"rest stability needs a*(u2 - u1) > 0, got {ad!r}")
     return "monotone" if ad <= 1 else ("oscillatory" if ad < 2 else "unstable")
 
 

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from .config import DataConfig
 from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import cifar_transforms
+from ..errors import DataError, DataNotFoundError
 
 LAYOUT = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
@@ -53,11 +54,11 @@ def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(entry[label_key], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError,
             IndexError) as e:
-        raise ValueError(f"corrupt or truncated CIFAR file {path}: expected a pickled dict "
-                         f"with 'data' and '{label_key}' ({type(e).__name__}: {e})") from e
+        raise DataError(f"corrupt or truncated CIFAR file {path}: expected a pickled dict "
+                        f"with 'data' and '{label_key}' ({type(e).__name__}: {e})") from e
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != labels.shape[0]:
-        raise ValueError(f"corrupt CIFAR file {path}: expected data [N, 3072] and N labels, got "
-                         f"data {list(data.shape)} and {labels.shape[0]} labels")
+        raise DataError(f"corrupt CIFAR file {path}: expected data [N, 3072] and N labels, got "
+                        f"data {list(data.shape)} and {labels.shape[0]} labels")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -67,10 +68,10 @@ def _read_split(folder: Path, files: list[str], label_key: str, num_classes: int
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] == 0:
-        raise ValueError(f"empty CIFAR split: {', '.join(files)} in {folder} hold no images")
+        raise DataError(f"empty CIFAR split: {', '.join(files)} in {folder} hold no images")
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels in {folder} ({', '.join(files)}) must lie in "
-                         f"0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+        raise DataError(f"labels in {folder} ({', '.join(files)}) must lie in "
+                        f"0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
@@ -88,7 +89,7 @@ def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
     folder = Path(cfg.root) / folder_name
     missing = [n for n in train_files + test_files if not (folder / n).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{cfg.dataset} not found: expected the python-version batches {missing} in "
             f"{folder} (https://www.cs.toronto.edu/~kriz/cifar.html); rerun with --download "
             f"(data.download=true) to fetch them")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aedat import SENSOR_SIZE, Events
+from ..errors import DataError
 
 
 def integrate_frames(events: Events, T: int, size: int = SENSOR_SIZE) -> np.ndarray:
@@ -19,8 +20,8 @@ def integrate_frames(events: Events, T: int, size: int = SENSOR_SIZE) -> np.ndar
     """
     n = len(events.t)
     if n < T:
-        raise ValueError(f"cannot split {n} events into T={T} frames of equal event count; "
-                         f"expected at least {T} events")
+        raise DataError(f"cannot split {n} events into T={T} frames of equal event count; "
+                        f"expected at least {T} events")
     frame = (np.arange(n, dtype=np.int64) * T) // n
     row = size - 1 - events.y.astype(np.int64)
     col = events.x.astype(np.int64)

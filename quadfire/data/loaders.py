@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .common import TensorPairs, time_major_collate
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, ParameterError
 from .config import DataConfig, dataset_info
 from .registry import DatasetInfo, get_dataset
 
@@ -81,7 +81,7 @@ def synthetic_loaders(cfg: DataConfig, T: int | None = None, steps: int = 2,
     without data."""
     cfg.validate()
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise ParameterError(f"steps must be >= 1, got {steps}")
     info = dataset_info(cfg, T)
     g = torch.Generator().manual_seed(cfg.seed)
     sample = info.step_shape if info.frames is None else (info.frames,) + info.step_shape
@@ -103,7 +103,7 @@ def _loaders(cfg: DataConfig, train: Dataset, test: Dataset, info: DatasetInfo,
              distributed: bool) -> tuple[DataLoader, DataLoader, DatasetInfo]:
     for part, data in (("training", train), ("test", test)):
         if len(data) == 0:
-            raise ValueError(f"the {part} split of {cfg.dataset!r} is empty")
+            raise DataError(f"the {part} split of {cfg.dataset!r} is empty")
     if distributed:
         _require_process_group()
         world, rank = dist.get_world_size(), dist.get_rank()
@@ -126,6 +126,6 @@ def _loaders(cfg: DataConfig, train: Dataset, test: Dataset, info: DatasetInfo,
     test_loader = DataLoader(test, batch_size=cfg.eval_batch_size, sampler=test_sampler, **common)
     for part, loader in (("training", train_loader), ("test", test_loader)):
         if len(loader) == 0:
-            raise ValueError(f"the {part} loader of {cfg.dataset!r} has no batches on this rank "
-                             f"({len(loader.sampler)} samples)")
+            raise DataError(f"the {part} loader of {cfg.dataset!r} has no batches on this rank "
+                            f"({len(loader.sampler)} samples)")
     return train_loader, test_loader, info

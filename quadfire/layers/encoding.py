@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from ..errors import InputError, InputTypeError, ParameterError
 
 
 class Encoder(nn.Module):
@@ -19,18 +20,18 @@ class Encoder(nn.Module):
     def __init__(self, T: int, in_channels: int):
         super().__init__()
         if not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
+            raise ParameterError(f"T must be a positive int, got {T!r}")
         self.T, self.in_channels = T, in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() not in (4, 5) or x.shape[-3] != self.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"model input must be images [N, {self.in_channels}, H, W] or event frames "
                 f"[T, N, {self.in_channels}, H, W], got shape {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise TypeError(f"model input must be floating point, got {x.dtype}")
+            raise InputTypeError(f"model input must be floating point, got {x.dtype}")
         if x.dim() == 5:
             return x
         return x.unsqueeze(0).expand(self.T, *x.shape).contiguous()

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..functional import check_time_major
 from .spikes import saved_as_uint8
+from ..errors import ParameterError
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,8 @@ class TimeFold(nn.Module):
     def __init__(self, module: nn.Module, spike_input: bool = False, encoding: bool = False):
         super().__init__()
         if spike_input and encoding:
-            raise ValueError("an encoding layer sees the analogue input, not spikes: "
-                             "spike_input and encoding cannot both be True")
+            raise ParameterError("an encoding layer sees the analogue input, not spikes: "
+                                 "spike_input and encoding cannot both be True")
         self.module, self.spike_input, self.encoding = module, spike_input, encoding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

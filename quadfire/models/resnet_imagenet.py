@@ -10,6 +10,7 @@ from .blocks import BLOCKS, make_stage
 from ..neurons import NeuronSpec
 from .common import SpikingNet
 from .registry import register_model
+from ..errors import ConfigError
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
@@ -21,8 +22,8 @@ def imagenet_resnet(block: str, depth: int, neuron="qif", T: int = 4, num_classe
     "sew") BasicBlocks at widths 64..512 (strides 1, 2, 2, 2); global average pool; FC.
     Accepts any input >= 32x32 (adaptive pooling); 224x224 is the ImageNet setting."""
     if block not in BLOCKS or depth not in DEPTHS:
-        raise ValueError(f"block must be one of {sorted(BLOCKS)} and depth one of {sorted(DEPTHS)}, "
-                         f"got block={block!r}, depth={depth!r}")
+        raise ConfigError(f"block must be one of {sorted(BLOCKS)} and depth one of {sorted(DEPTHS)}, "
+                          f"got block={block!r}, depth={depth!r}")
     spec = NeuronSpec(neuron, neuron_kwargs)
     cls, stages, cin = BLOCKS[block], OrderedDict(), WIDTHS[0]
     for i, (width, n) in enumerate(zip(WIDTHS, DEPTHS[depth])):
