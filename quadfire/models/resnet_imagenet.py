@@ -9,7 +9,7 @@ from ..layers import Encoder, TimeFold, conv_bn
 from .blocks import BLOCKS, make_stage
 from ..neurons import NeuronSpec
 from .common import SpikingNet
-from .registry import register_model
+from .registry import options_of, register_model
 from ..errors import ConfigError
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -41,24 +41,28 @@ def imagenet_resnet(block: str, depth: int, neuron="qif", T: int = 4, num_classe
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def spiking_resnet18(**kw) -> SpikingNet:
     """Spiking ResNet-18 (neuron after the residual sum). See `imagenet_resnet`."""
     return imagenet_resnet("spiking", 18, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def spiking_resnet34(**kw) -> SpikingNet:
     """Spiking ResNet-34 (neuron after the residual sum). See `imagenet_resnet`."""
     return imagenet_resnet("spiking", 34, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def sew_resnet18(**kw) -> SpikingNet:
     """SEW ResNet-18 (ADD connection). See `imagenet_resnet`."""
     return imagenet_resnet("sew", 18, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def sew_resnet34(**kw) -> SpikingNet:
     """SEW ResNet-34 (ADD connection). See `imagenet_resnet`."""
     return imagenet_resnet("sew", 34, **kw)
