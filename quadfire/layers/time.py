@@ -11,7 +11,7 @@ from torch import nn
 
 from ..functional import check_time_major
 from .spikes import saved_as_uint8
-from ..errors import ParameterError
+from ..errors import InputError, ParameterError
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,9 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 
 
 def unfold_time(y: torch.Tensor, T: int) -> torch.Tensor:
-    """[T*N, ...] -> [T, N, ...]."""
+    """[T*N, ...] -> [T, N, ...] (T >= 1: with no time step the batch size is unknown)."""
+    if T < 1:
+        raise InputError(f"a time-major tensor needs at least one time step, got T={T}")
     return y.unflatten(0, (T, y.shape[0] // T))
 
 
@@ -44,6 +46,9 @@ class TimeFold(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, 3, f"TimeFold({type(self.module).__name__})")
+        if x.shape[0] == 0:
+            raise InputError(f"TimeFold({type(self.module).__name__}) input [T, N, ...] needs "
+                             f"T >= 1, got shape {tuple(x.shape)}")
         folded = fold_time(x)
         if not self.spike_input:
             return unfold_time(self.module(folded), x.shape[0])

@@ -30,4 +30,4 @@ def convnet(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dict
         spec.make(hidden),
         TimeFold(nn.Linear(hidden, num_classes), spike_input=True),
     )
-    return SpikingNet(Encoder(T, in_channels), body, num_classes)
+    return SpikingNet(Encoder(T, in_channels, image_size), body, num_classes)

@@ -35,4 +35,5 @@ def vggsnn(neuron="qif", T: int = 10, num_classes: int = 10, neuron_kwargs: dict
         after_neuron = item != "P"
     side = image_size // 16
     layers += [TimeFold(nn.Flatten()), TimeFold(nn.Linear(c * side * side, num_classes))]
-    return SpikingNet(Encoder(T, in_channels), nn.Sequential(*layers), num_classes)
+    return SpikingNet(Encoder(T, in_channels, image_size), nn.Sequential(*layers),
+                      num_classes)
