@@ -20,7 +20,8 @@ def _neuron(args) -> int:
     print(f"  vertex u_v = {s['vertex']:.6g}; v_min floor = {s['v_min']:.6g}; "
           f"throw point u1 - 1/a = {s['throw_point']:.6g}")
     for current, steps in s["steps_to_threshold"].items():
-        print(f"  steps to threshold from rest at I = {current}: {steps:g}")
+        text = f"{steps} steps" if isinstance(steps, int) else steps
+        print(f"  steps to threshold from rest at I = {current}: {text}")
     out = Path(args.out)
     written = [
         figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th), out / "cobweb.png"),
