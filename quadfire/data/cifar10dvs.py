@@ -36,6 +36,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
            "truck")
 FOLDER = "cifar10-dvs"
 TEST_FRACTION = 0.1
+_UNWRITABLE: set[Path] = set()  # cache folders found read-only in this process
 
 
 def list_recordings(base: Path) -> tuple[list[Path], list[int]]:
@@ -74,7 +75,8 @@ def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
 
     An unreadable cache file or one of the wrong shape is rebuilt with a warning. New cache
     files are written to a temporary name and renamed, so concurrent workers and ranks never
-    read a half-written file.
+    read a half-written file. A cache that cannot be written (a read-only folder) is skipped
+    with a RuntimeWarning: the frames are decoded on every read.
     """
     if cache.exists():
         try:
@@ -94,14 +96,24 @@ def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
     except ValueError as e:
         raise DataError(f"{recording}: {e}") from e
     frames = resize_frames(counts, size)
+    if cache.parent in _UNWRITABLE:
+        return frames
     tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(tmp, frames=frames)
         os.replace(tmp, cache)
     except OSError as e:
-        raise OSError(f"cannot write the frame cache {cache} ({e}); set data.cache_dir to a "
-                      f"writable folder") from e
+        # Read-only dataset folders are common on clusters: go on without the cache.
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        _UNWRITABLE.add(cache.parent)  # one warning and one failed attempt per folder
+        warnings.warn(f"cannot write the frame cache {cache} ({type(e).__name__}: "
+                      f"{e.strerror or e}); decoding the recordings in {cache.parent} on every "
+                      f"read instead, which is slower (set data.cache_dir to a writable folder "
+                      f"to cache)", RuntimeWarning, stacklevel=2)
     return frames
 
 
