@@ -13,6 +13,7 @@ lists and needs no node of its own.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import nir
@@ -101,7 +102,11 @@ class _Builder:
         else:
             node = _layer_to_nir(layer, shape)
             probe = torch.zeros((1,) + shape, dtype=torch.float64)
-            out_shape = tuple(copy.deepcopy(layer).cpu().double()(probe).shape[1:])
+            try:
+                out_shape = tuple(copy.deepcopy(layer).cpu().double()(probe).shape[1:])
+            except RuntimeError as e:  # torch's shape errors, e.g. a kernel larger than the map
+                raise InputError(f"{name or 'the model'} ({type(layer).__name__}) cannot take "
+                                 f"one sample of shape {shape}: {str(e).splitlines()[0]}") from None
         self.nodes[key] = node
         self.edges += [(src, key) for src in value]
         return [key], out_shape
@@ -146,10 +151,13 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
             and all(isinstance(s, int) and s > 0 for s in input_shape)):
         raise InputError(f"input_shape must be one sample's shape like (C, H, W), "
                          f"got {input_shape!r}")
-    if not dt > 0:
-        raise ParameterError(f"dt must be > 0, got {dt!r}")
-    builder = _Builder(float(dt))
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ParameterError(f"dt must be a finite number > 0, got {dt!r}")
     shape = tuple(input_shape)
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, Encoder):  # names a wrong channel count or image size up front
+        encoder(torch.zeros((1,) + shape))
+    builder = _Builder(float(dt))
     builder.nodes["input"] = nir.Input(input_type={"input": np.array(shape)})
     with torch.no_grad():
         value, shape = builder.emit(model, "", ["input"], shape)
