@@ -70,7 +70,7 @@ def _activity(args):
     from ..train.runs import load_run, sample_batch
 
     run = load_run(args.run, device="cpu")
-    return record(run.model, sample_batch(run.cfg, args.smoke), args.sample)
+    return record(run.model, sample_batch(run.cfg, args.smoke, run.info), args.sample)
 
 
 def _raster(args) -> int:

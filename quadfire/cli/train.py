@@ -1,7 +1,12 @@
 """``quadfire train``, ``eval``, ``recipes`` and ``compare``.
 
 ``quadfire train`` with no recipe is the digits demo: the QIF convnet and its LIF twin, one
-seed each, then a table of test accuracy and mean firing rate.
+seed each, then a table of test accuracy and mean firing rate. The demo writes to its own
+folder, ``runs/demo/``, and its runs are scratch runs, so running it again replaces them
+(`make demo` runs it every time) while a real run elsewhere is never touched.
+
+Exit codes: 0 done; 2 a user's mistake (one line on stderr); 128 + N stopped by signal N
+(130 Ctrl-C, 143 SIGTERM) after writing the checkpoint.
 """
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..train import checkpoint
+from ..bench.args import int_in
+from ..errors import CheckpointError, ConfigError
+from ..train import checkpoint, rundir
 from ..train.config import load_config
 from ..train.recipes import SMOKE, config_for, list_recipes, twins
 
 DEMO = "digits"
+DEMO_OUT = "runs/demo"  # the demo's own folder (its runs are scratch runs: reruns replace them)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,25 +36,35 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="2 training steps on generated data of the recipe's shape (no dataset needed)")
 
 
+def _overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run that already exists in the run directory (its last.pt, "
+                        "metrics.csv, report.json and tb/ are deleted first)")
+
+
 def _train(args) -> int:
     from ..train.engine import fit
     from ..train.report import summary_line
 
     if args.recipe is None and args.resume is None:
-        return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo")
+        return _compare_run(DEMO, [0], args.overrides, args.smoke, title="digits demo",
+                            demo=True, overwrite=args.overwrite)
     resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
         if resume == "auto":
             raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
                               "--resume runs/<run>/last.pt")
-        saved = checkpoint.load(resume)["config"]
+        saved = checkpoint.load(resume).get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"checkpoint {resume} holds no run config; resume it with "
+                                  f"its recipe: quadfire train RECIPE --resume {resume}")
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
     else:
         cfg = config_for(args.recipe, args.overrides, args.smoke)
         if resume == "auto":
             resume = cfg.run_dir / "last.pt"
-    report = fit(cfg, resume=resume, smoke=args.smoke)
+    report = fit(cfg, resume=resume, smoke=args.smoke, overwrite=args.overwrite)
     if report["rank"] == 0:
         print(summary_line(report))
     if report["interrupted"]:
@@ -74,23 +91,31 @@ def _recipes(args) -> int:
 
 
 def _compare(args) -> int:
-    return _compare_run(args.recipe, args.seeds, args.overrides, args.smoke)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ConfigError(f"--seeds must be distinct (each seed is one run directory), got "
+                          f"{args.seeds}")
+    return _compare_run(args.recipe, args.seeds, args.overrides, args.smoke,
+                        overwrite=args.overwrite)
 
 
 def _compare_run(recipe, seeds: list[int], overrides: list[str], smoke: bool,
-                 title: str | None = None) -> int:
-    """Train each twin (QIF, LIF) once per seed and print mean +- std of accuracy and rate."""
+                 title: str | None = None, demo: bool = False, overwrite: bool = False) -> int:
+    """Train each twin (QIF, LIF) once per seed and print mean +- std of accuracy and rate.
+    The demo's runs go to DEMO_OUT (unless out_dir is set) and are scratch runs."""
     from ..train.engine import fit
 
+    base = {"out_dir": DEMO_OUT} if demo else {}
+    configs = [(neuron, config_for(path, overrides, smoke, extra={**base, "seed": seed}))
+               for neuron, path in twins(recipe).items() for seed in seeds]
+    for _, cfg in configs:  # refuse before training any twin, not half-way through
+        rundir.check_free(cfg.run_dir, overwrite=overwrite)
     results: dict[str, list[dict]] = {}
-    for neuron, path in twins(recipe).items():
-        for seed in seeds:
-            cfg = config_for(path, overrides, smoke, extra={"seed": seed})
-            report = fit(cfg, smoke=smoke)
-            if report["interrupted"]:
-                print(f"stopped by signal {report['signal']} during {cfg.run_id}", file=sys.stderr)
-                return 128 + int(report["signal"])
-            results.setdefault(neuron, []).append(report)
+    for neuron, cfg in configs:
+        report = fit(cfg, smoke=smoke, overwrite=overwrite, scratch=demo)
+        if report["interrupted"]:
+            print(f"stopped by signal {report['signal']} during {cfg.run_id}", file=sys.stderr)
+            return 128 + int(report["signal"] or 2)
+        results.setdefault(neuron, []).append(report)
     if report["rank"] != 0:  # under torchrun, rank 0 alone prints and writes the table
         return 0
     print(format_table(results, title or f"compare {recipe}, seeds {seeds}"))
@@ -128,11 +153,13 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
     _common(p)
+    _overwrite(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
-    p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
+    p.add_argument("--batches", type=int_in(1, 1 << 30), default=None,
+                   help="limit the test batches measured")
     _common(p)
     p.set_defaults(func=_eval)
 
@@ -141,7 +168,8 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("compare", help="train a recipe's QIF and LIF twins over the same seeds")
     p.add_argument("recipe", help="a setting (e.g. cifar10-resnet19-t4) or either twin's name/path")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int_in(0, 2**32 - 1), nargs="+", default=[0, 1, 2])
     _common(p)
+    _overwrite(p)
     p.set_defaults(func=_compare)
 

@@ -75,3 +75,12 @@ def all_sum(values: list[float], info: DistInfo) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's `obj` (any picklable value) on every rank; a no-op single-process."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..analysis.monitor import format_measure, measure
 from ..data import DatasetInfo, build_loaders, dataset_info, synthetic_loaders
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import load_state
 from . import checkpoint
 from .config import TrainConfig, load_config
@@ -73,17 +73,44 @@ def load_run(path: str | Path, overrides: list[str] | None = None,
                               f"`quadfire train`")
     cfg = load_config(state["config"], overrides or [])
     info = run_info(state, cfg)
-    model = make_model(cfg, info)
+    try:
+        model = make_model(cfg, info)
+    except ConfigError as e:  # e.g. --set model=... that cannot take the run's inputs
+        raise CheckpointError(f"the model of {ckpt} cannot be rebuilt as {cfg.model!r} for its "
+                              f"data ({info.num_classes} classes, samples "
+                              f"{tuple(info.step_shape)}): {e}") from None
     load_state(model, state["model"], str(ckpt))
     dev = pick_device(cfg.device if device is None else str(device), 0)
     return LoadedRun(model.to(dev).eval(), cfg, info, state, ckpt)
 
 
-def sample_batch(cfg: TrainConfig, smoke: bool = False) -> torch.Tensor:
-    """The first test batch of the run's dataset (random inputs of the right shape with smoke)."""
+def run_loaders(cfg: TrainConfig, info: DatasetInfo, smoke: bool = False):
+    """(train, test) loaders for a trained run: its dataset (which must still describe the
+    data the model was built for), or with `smoke` random inputs of the run's own shape and
+    class count (`info`, from its checkpoint)."""
+    if smoke:
+        train, test, _ = synthetic_loaders(cfg.data, cfg.T, info=info)
+        return train, test
+    train, test, found = build_loaders(cfg.data, cfg.T)
+    if (found.num_classes, tuple(found.step_shape), found.frames) != \
+            (info.num_classes, tuple(info.step_shape), info.frames):
+        raise CheckpointError(
+            f"the dataset {cfg.data.dataset!r} under {cfg.data.root!r} now has "
+            f"{found.num_classes} classes, samples {tuple(found.step_shape)} and frames "
+            f"{found.frames}, but the run was trained on {info.num_classes} classes, samples "
+            f"{tuple(info.step_shape)} and frames {info.frames}")
+    return train, test
+
+
+def sample_batch(cfg: TrainConfig, smoke: bool = False, info: DatasetInfo | None = None
+                 ) -> torch.Tensor:
+    """The first test batch of the run's dataset (random inputs of the right shape with smoke;
+    `info`, the run's own data description, sets that shape)."""
     data = dataclasses.replace(cfg.data, workers=0)  # one batch: worker start-up is not worth it
-    loaders = synthetic_loaders if smoke else build_loaders
-    _, test_loader, _ = loaders(data, cfg.T)
+    if smoke:
+        _, test_loader, _ = synthetic_loaders(data, cfg.T, info=info)
+    else:
+        _, test_loader, _ = build_loaders(data, cfg.T)
     batch = next(iter(test_loader))
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
@@ -94,9 +121,12 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
     `path`, in one pass over the test set; printed and stored under "eval" in its report.json."""
     run = load_run(path, (["data.workers=0"] if smoke else []) + list(overrides or []))
     cfg, device = run.cfg, next(run.model.parameters()).device
-    loaders = synthetic_loaders if smoke else build_loaders
-    _, test_loader, _ = loaders(cfg.data, cfg.T)
-    m = measure(run.model, test_loader, max_batches=max_batches, device=device)
+    train_loader, test_loader = run_loaders(cfg, run.info, smoke)
+    try:
+        m = measure(run.model, test_loader, max_batches=max_batches, device=device)
+    finally:
+        for loader in (train_loader, test_loader):
+            loader.close()
     result = {"checkpoint": str(run.path), "epoch": run.state["epoch"], "accuracy": m["accuracy"],
               "test_loss": m["loss"], "samples": m["samples"],
               "paper_accuracy": cfg.paper_accuracy, "firing_rate": m["firing_rate"],
