@@ -55,6 +55,18 @@ def float_in(lo: float = -math.inf, hi: float = math.inf, lo_open: bool = False,
     return parse
 
 
+def _path_errors(check):
+    """A path check whose OSError (a name too long, a loop of links) names the path."""
+    def wrapped(text: str) -> str:
+        try:
+            return check(text)
+        except OSError as e:
+            raise argparse.ArgumentTypeError(f"{text[:80]!r}: {e.strerror or e}") from None
+    wrapped.__name__ = check.__name__
+    wrapped.__doc__ = check.__doc__
+    return wrapped
+
+
 def _check_writable(folder: Path, text: str) -> None:
     """`folder` (where the output goes) or its nearest existing ancestor must be a writable
     folder, so the output can be written once the work is done."""
@@ -66,6 +78,7 @@ def _check_writable(folder: Path, text: str) -> None:
         raise argparse.ArgumentTypeError(f"cannot write under {str(base)!r} (permission denied)")
 
 
+@_path_errors
 def output_file(text: str) -> str:
     """An argparse type: a file to write (its folders are created); not an existing folder."""
     if not text or "\0" in text:
@@ -77,6 +90,17 @@ def output_file(text: str) -> str:
     return text
 
 
+@_path_errors
+def output_file_in_folder(text: str) -> str:
+    """`output_file`, in a folder that exists already (for writers that do not create it)."""
+    output_file(text)
+    parent = Path(text).parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {str(parent)!r} does not exist")
+    return text
+
+
+@_path_errors
 def output_dir(text: str) -> str:
     """An argparse type: a folder to write into (created if missing); not an existing file."""
     if not text or "\0" in text:
