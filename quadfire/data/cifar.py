@@ -23,6 +23,7 @@ from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import cifar_transforms
 from ..errors import DataError, DataNotFoundError
 
+HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
 LAYOUT = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
                 "labels"),
@@ -51,23 +52,39 @@ def _latin1_bytes(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+def _integer_dtype(name, align=False, copy=True) -> np.dtype:
+    """``numpy.dtype``, for the integer types a CIFAR batch holds (uint8 pixels) only."""
+    dtype = np.dtype(name, align, copy)
+    if dtype.kind not in "ui":
+        raise pickle.UnpicklingError(f"dtype {dtype} is not part of a CIFAR batch")
+    return dtype
+
+
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's ndarray reconstructor
 # Every global a CIFAR batch refers to. The original files (cPickle, Python 2, numpy 1) name
 # numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype; numpy 2 spells the first
-# numpy._core; Python 3 copies written at protocol 2 store bytes through _codecs.encode.
+# numpy._core; Python 3 copies written at protocol 2 store bytes through _codecs.encode (an
+# empty bytes object as a call to bytes).
 CIFAR_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _integer_dtype,
     ("_codecs", "encode"): _latin1_bytes,
+    ("__builtin__", "bytes"): bytes,
+    ("builtins", "bytes"): bytes,
 }
 
 
-class CifarUnpickler(pickle.Unpickler):
-    """Unpickles what a CIFAR batch holds (dicts, lists, strings, ints and numpy arrays) and
-    nothing else: any other global is refused, so a damaged or foreign file cannot import a
-    module or call a function."""
+class CifarUnpickler(pickle._Unpickler):
+    """Unpickles what a CIFAR batch holds (dicts, lists, strings, ints and integer numpy
+    arrays) and nothing else: any other global is refused, so a damaged or foreign file
+    cannot import a module or call a function, and a dtype's state must be the plain one
+    (numpy trusts it: damaged flags crash it later, outside any try). The Python version of
+    the unpickler, whose BUILD step can be checked; a batch is one large string and some
+    lists, which it reads quickly."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
         try:
@@ -75,6 +92,14 @@ class CifarUnpickler(pickle.Unpickler):
         except KeyError:
             raise pickle.UnpicklingError(f"global {module}.{name} is not part of a CIFAR "
                                          f"batch") from None
+
+    def load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype) and state != np.dtype(inst.str).__reduce__()[2]:
+            raise pickle.UnpicklingError(f"dtype state {state!r} is not a plain {inst}")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -134,8 +159,8 @@ def download_cifar(cfg: DataConfig) -> None:
         folder = Path(cfg.root) / LAYOUT[cfg.dataset][0]
         raise DataNotFoundError(
             f"could not download {cfg.dataset} into {cfg.root} ({type(e).__name__}: "
-            f"{' '.join(str(e).split())[:200]}); check the network connection, or fetch "
-            f"{cls.url} yourself and extract it so that {folder} exists") from e
+            f"{' '.join(str(e).split())[:200]}); check the network connection, or fetch the "
+            f"python version from {HOME} yourself and extract it so that {folder} exists") from e
 
 
 def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
@@ -146,7 +171,7 @@ def cifar_datasets(cfg: DataConfig) -> tuple[CifarImages, CifarImages]:
     if missing:
         raise DataNotFoundError(
             f"{cfg.dataset} not found: expected the python-version batches {missing} in "
-            f"{folder} (https://www.cs.toronto.edu/~kriz/cifar.html); rerun with --download "
+            f"{folder} ({HOME}); rerun with --download "
             f"(data.download=true) to fetch them")
     num_classes = 10 if cfg.dataset == "cifar10" else 100
     train_tf, test_tf = cifar_transforms(cfg.dataset, cfg.autoaugment, cfg.cutout)
