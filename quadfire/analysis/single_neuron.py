@@ -83,7 +83,8 @@ def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000
     return [np.unique(np.round(tail[:, i], 9)) for i in range(ad.size)]
 
 
-def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0) -> dict:
+def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
+            max_steps: int = 100_000) -> dict:
     """The numbers `analyze neuron` prints: fixed points and their stability, rheobase,
     vertex, the default v_min floor, the throw point and steps to threshold from rest (a
     count, "never", or "more than N" when the simulation cap was reached first)."""
@@ -100,8 +101,9 @@ def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0
         "vertex": dynamics.vertex(a, u1, u2),
         "v_min": float(p.v_min),
         "throw_point": dynamics.throw_point(a, u1),
-        "steps_to_threshold": {f"{i:.6g}": dynamics.format_steps(n) for i, n in
-                               zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th))},
+        "steps_to_threshold": {
+            f"{i:.6g}": dynamics.format_steps(n, max_steps) for i, n in
+            zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th, max_steps=max_steps))},
     }
 
 
