@@ -236,9 +236,9 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
             if cfg.nonfinite == "stop":
                 raise NonFiniteError(
                     f"{guard.failure(step, steps)}; the step was not applied and last.pt was "
-                    f"not overwritten (it holds the end of the last finished epoch). Check the "
-                    f"data for NaN/inf values and the learning rate; --set nonfinite=skip skips "
-                    f"such steps instead")
+                    f"not overwritten (it holds the end of the last finished epoch, if any). "
+                    f"Check the data for NaN/inf values and the learning rate; --set "
+                    f"nonfinite=skip skips such steps instead")
             skipped += 1
             if run.dist.main:
                 tqdm.write(f"[{cfg.run_id}] {guard.failure(step, steps)}: skipped (weights and "
