@@ -39,7 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run that already exists in the run directory (its last.pt, "
-                        "metrics.csv, report.json and tb/ are deleted first)")
+                        "metrics.csv, report.json and tb/ are deleted once the new run has "
+                        "started)")
 
 
 def _train(args) -> int:

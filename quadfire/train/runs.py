@@ -85,20 +85,21 @@ def load_run(path: str | Path, overrides: list[str] | None = None,
 
 
 def run_loaders(cfg: TrainConfig, info: DatasetInfo, smoke: bool = False):
-    """(train, test) loaders for a trained run: its dataset (which must still describe the
-    data the model was built for), or with `smoke` random inputs of the run's own shape and
-    class count (`info`, from its checkpoint)."""
+    """(train, test) loaders for a trained run: its dataset (whose classes and sample shape
+    must still be those the model was built for; the number of event frames may differ), or
+    with `smoke` random inputs of the run's own shape and class count (`info`, from its
+    checkpoint)."""
     if smoke:
         train, test, _ = synthetic_loaders(cfg.data, cfg.T, info=info)
         return train, test
     train, test, found = build_loaders(cfg.data, cfg.T)
-    if (found.num_classes, tuple(found.step_shape), found.frames) != \
-            (info.num_classes, tuple(info.step_shape), info.frames):
+    if (found.num_classes, tuple(found.step_shape)) != (info.num_classes, tuple(info.step_shape)):
+        for loader in (train, test):
+            loader.close()
         raise CheckpointError(
             f"the dataset {cfg.data.dataset!r} under {cfg.data.root!r} now has "
-            f"{found.num_classes} classes, samples {tuple(found.step_shape)} and frames "
-            f"{found.frames}, but the run was trained on {info.num_classes} classes, samples "
-            f"{tuple(info.step_shape)} and frames {info.frames}")
+            f"{found.num_classes} classes and samples {tuple(found.step_shape)}, but the run "
+            f"was trained on {info.num_classes} classes and samples {tuple(info.step_shape)}")
     return train, test
 
 
