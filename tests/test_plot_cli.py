@@ -95,3 +95,6 @@ def test_every_command_rebuilds_the_run_with_its_own_class_count(run_dir, tmp_pa
     assert load_run(seven).model.num_classes == 7
     assert nir.read(tmp_path / "m.nir").nodes["output"].output_type["output"].tolist() == [7]
     capsys.readouterr()
+    assert main(["eval", str(seven)]) == 2  # the digits themselves have 10 classes
+    assert "now has 10 classes and samples (1, 8, 8), but the run was trained on 7 classes" \
+        in capsys.readouterr().err
