@@ -1,7 +1,7 @@
 """The errors quadfire raises for a user's mistake (bad input, config, data or checkpoint).
 
 Every one derives from `QuadfireError` and also from the built-in type a caller would expect
-(ValueError, TypeError, FileNotFoundError, RuntimeError), so ``except ValueError`` keeps
+(ValueError, TypeError, FileNotFoundError, RuntimeError, ...), so ``except ValueError`` keeps
 working. The command line turns a `QuadfireError` into one line and exit code 2; any other
 exception is a bug in quadfire and keeps its traceback. This module imports nothing of quadfire
 (`require_extra` imports the optional package it is asked for, when it is called).
@@ -44,6 +44,21 @@ class CheckpointError(QuadfireError, RuntimeError):
 
 class MissingExtraError(QuadfireError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
+
+
+class RunDirError(QuadfireError, FileExistsError):
+    """A run directory cannot be used as asked: another live process holds it, it holds a
+    finished run that the command would overwrite, or its path is taken by a file."""
+
+
+class NonFiniteError(QuadfireError, FloatingPointError):
+    """Training met a non-finite loss, gradient or normalisation statistic (a NaN or inf in
+    the data, or a learning rate that diverges); the message names the epoch and step."""
+
+
+class DataLoaderWorkerError(QuadfireError, RuntimeError):
+    """A DataLoader worker process died (the out-of-memory killer, a signal sent to it alone);
+    training saves its position first, and the message says how to resume."""
 
 
 def require_extra(module: str, extra: str, needed_for: str):

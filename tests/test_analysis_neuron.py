@@ -76,3 +76,16 @@ def test_summary_closed_forms():
     assert s["rest"] == "monotone"
     with pytest.raises(ValueError, match="u2 < v_th"):
         summary(0.25, 0.0, 1.5, 1.0)
+
+
+def test_a_step_cap_is_reported_as_more_than_not_never():
+    """With a = 1e-9 the passage past the rheobase takes ~1e10 steps: beyond the cap the
+    answer is "more than N", while below the rheobase "never" is proven."""
+    s = summary(a=1e-9, max_steps=300)
+    assert list(s["steps_to_threshold"].values()) == ["never"] + ["more than 300"] * 3
+    steps = dynamics.steps_to_threshold([0.0, 1.0], a=1e-9, max_steps=50)
+    assert np.isinf(steps[0]) and steps[1] == 1
+    assert np.isnan(dynamics.steps_to_threshold([2e-10], a=1e-9, max_steps=50)[0])
+    assert dynamics.format_steps(np.nan, 50) == "more than 50"
+    assert summary()["steps_to_threshold"] == {"0.0078125": "never", "0.0171875": 140,
+                                               "0.03125": 34, "0.0625": 15}

@@ -115,6 +115,27 @@ def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
     assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
 
 
+def test_sigterm_to_the_process_group_with_workers_checkpoints_and_exits_143(tmp_path):
+    """What `timeout`, Slurm and `kill -- -PGID` do: SIGTERM to the main process and its
+    DataLoader workers at once. The workers leave it to the main process, which stops after
+    the current step, writes last.pt and exits 143."""
+    cmd = [sys.executable, "-m", "quadfire.cli", "train", "digits-qif", "--set", "epochs=50",
+           "--set", f"out_dir={tmp_path}", "--set", "data.workers=2", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)  # the session leader's group: main and workers
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Traceback" not in err and "resume with --resume" in err
+    state = checkpoint.load(ckpt)
+    assert 1 <= state["epoch"] < 50
+    assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
+
+
 def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys):
     assert main(["train", "digits-qif", "--set", "epochs=1", "--set", f"out_dir={tmp_path}",
                  *TINY]) == 0

@@ -243,3 +243,32 @@ def test_event_augment_is_flip_and_roll_of_all_frames():
         assert len(match) == 1
         seen.add(match[0])
     assert len(seen) > 10
+
+
+def test_an_unwritable_cache_falls_back_to_decoding(tmp_path, monkeypatch):
+    """Read-only dataset folders are common on clusters: the frames come out all the same,
+    with one RuntimeWarning per folder, and no cache is attempted there again."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    recs = []
+    for i in range(2):
+        recs.append(folder / f"r{i}.aedat")
+        write_aedat2(recs[-1], *random_events(np.random.default_rng(6 + i), 400))
+    expected = [DVSFrames([r], [0], T=4, size=16, cache_dir=str(tmp_path / "c"))[0][0]
+                for r in recs]
+    attempts = []
+
+    def read_only(*args, **kwargs):  # what savez meets in a read-only folder
+        attempts.append(args[0])
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(np, "savez_compressed", read_only)
+    monkeypatch.setattr("quadfire.data.cifar10dvs._UNWRITABLE", set())
+    data = DVSFrames(recs, [0, 0], T=4, size=16)
+    with pytest.warns(RuntimeWarning, match=r"cannot write the frame cache .*r0\.T4_S16\.npz "
+                                            r"\(PermissionError: Permission denied\); decoding"):
+        first = data[0][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = data[1][0]
+    assert torch.equal(first, expected[0]) and torch.equal(second, expected[1])
+    assert len(attempts) == 1 and not list(folder.glob("*.npz"))

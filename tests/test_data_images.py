@@ -1,13 +1,17 @@
 """CIFAR-10/100 from pickles in the real on-disk layout, ImageNet from a JPEG class-folder tree."""
+import io
 import pickle
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from quadfire.data import DataConfig, build_loaders
-from quadfire.data.cifar import cifar_datasets
+from quadfire.data.cifar import cifar_datasets, read_batch
+from quadfire.errors import DataError, DataNotFoundError
 from quadfire.data.imagenet import imagenet_datasets
 from quadfire.data.transforms import NORMALIZATION, Cutout
 
@@ -215,3 +219,101 @@ def test_distributed_download_happens_once_on_rank_zero(tmp_path, monkeypatch):
         dist.destroy_process_group()
     assert calls == ["cifar10"] and info.num_classes == 10
     assert next(iter(train))[0].shape == (4, 3, 32, 32)
+
+
+class Python2Pickler(pickle._Pickler):
+    """Writes what cPickle under Python 2 wrote for CIFAR: byte strings as STRING opcodes
+    (no _codecs.encode) and numpy 1's module name for the array reconstructor."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj):
+        n = len(obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256
+                   else pickle.BINSTRING + n.to_bytes(4, "little") + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def write_python2_batch(path, images, labels):
+    entry = {b"batch_label": b"testing batch 1 of 1", b"labels": list(labels),
+             b"data": images.reshape(len(images), -1), b"filenames": [b"x.png"] * len(labels)}
+    buf = io.BytesIO()
+    Python2Pickler(buf, protocol=2).dump(entry)
+    data = buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    assert b"_codecs" not in data and b"numpy.core.multiarray\n_reconstruct" in data
+    path.write_bytes(data)
+
+
+def test_cifar_reads_the_original_python2_pickles(tmp_path):
+    folder, written = make_cifar(tmp_path, "cifar10")
+    images, labels = written["test_batch"]
+    write_python2_batch(folder / "test_batch", images, labels)
+    got_images, got_labels = read_batch(folder / "test_batch", "labels")
+    assert np.array_equal(got_images, images) and got_labels.tolist() == labels
+
+
+@pytest.mark.parametrize("old, new", [
+    (b"numpy\nndarray\n", b"numpy\nndarrax\n"),               # a renamed global
+    (b"_reconstruct\n", b"_reconstrux\n"),
+    (b"cnumpy._core.multiarray\n", b"cnumpy._core.multiarrax\n"),  # a module that is not there
+    (b"cnumpy\ndtype\n", b"cposix\nsystem\n"),               # a global outside a CIFAR batch
+])
+def test_cifar_unpickler_refuses_any_other_global(tmp_path, old, new):
+    folder, _ = make_cifar(tmp_path, "cifar10")
+    path = folder / "test_batch"
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+    with pytest.raises(DataError, match=r"corrupt or truncated CIFAR file .*test_batch.*is not "
+                                        r"part of a CIFAR batch"):
+        read_batch(path, "labels")
+
+
+@settings(max_examples=60)
+@given(data=st.data())
+def test_a_flipped_byte_is_a_data_error_or_harmless(tmp_path_factory, data):
+    """ModuleNotFoundError, LookupError, MemoryError, ...: whatever a damaged pickle makes the
+    unpickler raise comes out as a DataError naming the file."""
+    path = tmp_path_factory.mktemp("flip") / "batch"
+    rng = np.random.default_rng(0)
+    write_cifar_batch(path, rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8), [1, 2],
+                      "labels")
+    raw = bytearray(path.read_bytes())
+    at = data.draw(st.integers(0, len(raw) - 1))
+    raw[at] ^= data.draw(st.integers(1, 255))
+    path.write_bytes(bytes(raw))
+    try:
+        images, labels = read_batch(path, "labels")
+    except DataError as e:
+        assert str(path) in str(e)
+    else:
+        assert images.dtype == np.uint8 and labels.dtype == np.int64
+
+
+def test_download_without_a_network_is_one_clear_error(tmp_path, monkeypatch):
+    import urllib.error
+
+    def offline(root, train, download):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+    monkeypatch.setattr("torchvision.datasets.CIFAR10", offline)
+    with pytest.raises(DataNotFoundError, match=r"could not download cifar10 .*URLError.*check "
+                                                r"the network connection"):
+        build_loaders(DataConfig(dataset="cifar10", root=str(tmp_path), download=True))
+
+
+def test_a_corrupt_image_reads_the_same_with_workers(tmp_path):
+    """A worker's DataError is re-raised with the dataset's own message, as with workers=0."""
+    base = make_imagenet(tmp_path, classes=("a",), per_class=1)
+    bad = base / "val" / "a" / "a_0.JPEG"
+    bad.write_bytes(bad.read_bytes()[:300])
+    messages = []
+    for workers in (0, 1):
+        _, test, _ = build_loaders(DataConfig(dataset="imagenet", root=str(tmp_path),
+                                              workers=workers))
+        with pytest.raises(DataError) as raised:
+            next(iter(test))
+        test.close()
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1] and messages[0].startswith("corrupt or truncated image")

@@ -1,13 +1,17 @@
 """DataConfig validation, build_loaders on digits, synthetic loaders, distributed samplers."""
 import dataclasses
+import os
+import signal
+import time
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from quadfire.data import (DataConfig, list_datasets, ShardSampler, build_loaders, dataset_info,
-                           synthetic_loaders)
+from quadfire.data import (DataConfig, Loader, list_datasets, ShardSampler, build_loaders,
+                           dataset_info, synthetic_loaders)
 from quadfire.data.common import TensorPairs
+from quadfire.errors import DataError
 
 
 def test_digits_loaders_shapes_and_info():
@@ -135,3 +139,31 @@ def test_two_ranks_partition_train_and_test(tmp_path):
     assert sorted(train0 + train1) == list(range(len(train0) * 2))  # 1438 splits evenly
     assert sorted(gathered[0]["test"] + gathered[1]["test"]) == list(range(len(test.dataset)))
     assert gathered[0]["label_sum"] + gathered[1]["label_sum"] == int(test.dataset.labels.sum())
+
+
+class WorkerPids(torch.utils.data.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        if i == 5:
+            raise DataError(f"sample {i} is corrupt")
+        return os.getpid()
+
+
+def test_workers_leave_stop_signals_to_the_main_process():
+    """A SIGTERM or SIGINT sent to the whole process group reaches the workers too; they
+    ignore it (the main process stops at a safe point), and a dataset error in a worker reads
+    exactly as in the main process."""
+    loader = Loader(WorkerPids(), batch_size=1, num_workers=1, persistent_workers=True)
+    batches = iter(loader)
+    worker = int(next(batches))
+    assert worker != os.getpid()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        os.kill(worker, sig)
+    time.sleep(0.2)
+    assert [int(next(batches)) for _ in range(4)] == [worker] * 4  # still alive
+    with pytest.raises(DataError) as raised:
+        next(batches)
+    assert str(raised.value) == "sample 5 is corrupt"
+    loader.close()

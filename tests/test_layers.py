@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from quadfire.errors import InputError
 from quadfire.layers import ConvBN, Encoder, TdBN, TimeFold, conv_bn, fold_tdbn
 from quadfire.models import create_model
 
@@ -164,3 +165,17 @@ def test_uint8_packing_is_used_only_when_exact():
     g_plain = torch.autograd.grad(TimeFold(conv)(x).sum(), conv.weight)
     g_flag = torch.autograd.grad(TimeFold(conv, spike_input=True)(x).sum(), conv.weight)
     assert torch.equal(g_plain[0], g_flag[0])
+
+
+def test_no_time_step_is_an_input_error():
+    """Event input with T' = 0 frames used to divide by zero when time was unfolded."""
+    with pytest.raises(InputError, match="needs at least one frame"):
+        Encoder(3, 2)(torch.rand(0, 4, 2, 5, 5))
+    with pytest.raises(InputError, match=r"T >= 1, got shape \(0, 4, 2, 5, 5\)"):
+        TimeFold(nn.Conv2d(2, 3, 3))(torch.rand(0, 4, 2, 5, 5))
+
+
+def test_encoder_names_the_image_size_the_model_was_built_for():
+    with pytest.raises(InputError, match=r"built for 8x8 inputs \(image_size=8\), got 16x16"):
+        Encoder(3, 1, image_size=8)(torch.rand(2, 1, 16, 16))
+    assert Encoder(3, 1, image_size=8)(torch.rand(2, 1, 8, 8)).shape == (3, 2, 1, 8, 8)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from quadfire.errors import ConfigError, InputError
 from quadfire.layers import TdBN
 from quadfire.models import create_model, list_models, register_model
 from quadfire.neurons import NEURONS, QIF
@@ -114,3 +115,23 @@ def test_seq_mlp_depth_and_encoding_layer():
     assert model(torch.rand(2, 700)).shape == (4, 2, 20)     # vectors are repeated T times
     with pytest.raises(ValueError, match="layers >= 1"):
         create_model("seq_mlp", layers=0)
+
+
+@pytest.mark.parametrize("name, shape, size", [("convnet", (2, 1, 16, 16), 8),
+                                               ("vggsnn", (2, 2, 32, 32), 48)])
+def test_models_name_the_input_size_they_expect(name, shape, size):
+    model = create_model(name, T=1, **({"width": 4, "hidden": 8} if name == "convnet" else {}))
+    with pytest.raises(InputError, match=rf"built for {size}x{size} inputs"):
+        model(torch.rand(*shape))
+
+
+@pytest.mark.parametrize("name, kw, match", [
+    ("convnet", {"width": "8"}, r"model_kwargs.width for model 'convnet' must be int, got '8'"),
+    ("convnet", {"width": 0}, r"model_kwargs.width .* must be >= 1"),
+    ("sew_resnet18", {"width": 8}, r"unknown model_kwargs \['width'\] for model "
+                                   r"'sew_resnet18'; valid: \['in_channels'\]"),
+    ("spiking_resnet34", {"in_channels": 1.5}, r"must be int, got 1.5"),
+])
+def test_model_options_are_checked_by_name_type_and_range(name, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        create_model(name, **kw)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from quadfire.errors import ConfigError, InputTypeError, ParameterError
 from quadfire.neurons import IF, LIF, PLIF, QIF, NeuronSpec
 
 
@@ -113,3 +114,45 @@ def test_neuron_spec():
     assert NeuronSpec(lambda c: LIF()).make(3).__class__ is LIF
     with pytest.raises(ValueError, match="unknown neuron"):
         NeuronSpec("hh")
+
+
+@pytest.mark.parametrize("kw", [dict(a=0.001), dict(a=1e-9), dict(u2=0.9999), dict(a=3.999),
+                                dict(u1=0.999, u2=0.9995), dict(a=0.001, u2=0.99999)])
+@pytest.mark.parametrize("learnable", ["scalar", "channel"])
+def test_learnable_qif_takes_every_valid_initial_value(kw, learnable):
+    """Parameters near a limit (small a*(u2 - u1), u2 close to v_th) are represented exactly
+    instead of failing with a math domain error, and stay valid after an optimizer step."""
+    full = {"a": 0.25, "u1": 0.0, "u2": 0.5, **kw}
+    neuron = QIF(**kw, learnable=learnable, channels=2)
+    got = [v.detach().double() for v in neuron.values()]
+    for name, value in zip(("a", "u1", "u2"), got):
+        assert torch.allclose(value, torch.tensor(full[name], dtype=torch.float64),
+                              rtol=1e-3, atol=1e-6), name
+    neuron(torch.randn(3, 4, 2, 5)).sum().backward()
+    with torch.no_grad():
+        for p in neuron.parameters():
+            p -= 50 * p.grad.sign()  # a large step in any direction
+    a, u1, u2 = (v.detach() for v in neuron.values())
+    assert (a > 0).all() and (u1 < u2).all() and (u2 < 1).all() and (a * (u2 - u1) < 2).all()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: QIF(surrogate="rect", surrogate_width="0.5"), "surrogate_width must be a finite"),
+    (lambda: QIF(surrogate_width=float("nan")), "surrogate_width must be a finite"),
+    (lambda: QIF(surrogate="noise", sigma="1"), "sigma .* must be a finite number > 0"),
+    (lambda: QIF(surrogate="noise", sigma=-1.0), "sigma .* must be a finite number > 0"),
+    (lambda: LIF(surrogate_width="1"), "surrogate_width must be a finite"),
+    (lambda: PLIF(tau="3"), "PLIF needs an initial tau > 1"),
+    (lambda: NeuronSpec("qif", {"v_th": "1"}), "v_th must be a finite number"),
+    (lambda: NeuronSpec("qif", [("a", 1)]), "neuron_kwargs must be a dict"),
+])
+def test_wrong_parameter_types_are_named(make, match):
+    with pytest.raises(ParameterError if "neuron_kwargs" not in match else ConfigError,
+                       match=match):
+        make()
+
+
+def test_a_float_state_is_a_type_error():
+    with pytest.raises(InputTypeError, match=r"state must be a torch.Tensor of shape \(4, 3\).*"
+                                             r"got float"):
+        QIF()(torch.zeros(2, 4, 3), state=0.5)

@@ -72,3 +72,29 @@ def test_export_nir_of_a_trained_qif_run(run_dir, tmp_path, capsys):
     expected = fold_tdbn(model)(x)
     got = run_steps(load_nirtorch(graph, dtype=torch.float64), x.unsqueeze(0).expand(4, *x.shape))
     assert torch.equal(got, expected)
+
+
+def test_every_command_rebuilds_the_run_with_its_own_class_count(run_dir, tmp_path, capsys):
+    """Like an ImageNet run over 7 class folders: eval --smoke, plot --smoke and export use
+    the class count and input shape stored in the checkpoint, never the dataset's standard."""
+    from quadfire.models import create_model
+    from quadfire.train import checkpoint
+
+    state = checkpoint.load(run_dir / "last.pt")
+    state.pop("format")
+    cfg = state["config"]
+    model = create_model("convnet", neuron=cfg["neuron"], T=cfg["T"], num_classes=7,
+                         **cfg["model_kwargs"])
+    state["model"], state["data_info"]["num_classes"] = model.state_dict(), 7
+    seven = tmp_path / "seven"
+    checkpoint.save(state, seven / "last.pt")
+    assert main(["eval", str(seven), "--smoke"]) == 0
+    assert main(["plot", "raster", str(seven), "--smoke", "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["plot", "traces", str(seven), "--smoke", "--out", str(tmp_path / "t.png")]) == 0
+    assert main(["export", str(seven), "--format", "nir", "--out", str(tmp_path / "m.nir")]) == 0
+    assert load_run(seven).model.num_classes == 7
+    assert nir.read(tmp_path / "m.nir").nodes["output"].output_type["output"].tolist() == [7]
+    capsys.readouterr()
+    assert main(["eval", str(seven)]) == 2  # the digits themselves have 10 classes
+    assert "now has 10 classes and samples (1, 8, 8), but the run was trained on 7 classes" \
+        in capsys.readouterr().err

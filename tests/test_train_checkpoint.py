@@ -1,10 +1,14 @@
 """Atomic checkpoints: round trip, RNG restore, corrupt files are clear errors."""
+import os
 import random
+import signal
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from quadfire.cli import main
 from quadfire.train import checkpoint as ckpt
 
 
@@ -58,3 +62,60 @@ def test_failed_write_keeps_last_good(tmp_path, monkeypatch):
         ckpt.save(_state(), path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_a_signal_during_the_write_cannot_leave_no_checkpoint(tmp_path, monkeypatch, previous):
+    """A signal whose handler raises (a second Ctrl-C; torch's SIGCHLD handler when a
+    DataLoader worker dies) is held back until the new file is in place, then delivered."""
+    path = tmp_path / "last.pt"
+    if previous:
+        ckpt.save(_state(), path)
+    real_save = torch.save
+
+    def save_while_signalled(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler would run here, half-way through the write
+        return real_save(*a, **k)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", save_while_signalled)
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.save({**_state(), "epoch": 7}, path)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert ckpt.load(path)["epoch"] == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(["train", "digits-qif", "--smoke", "--set", f"out_dir={out}"]) == 0
+    return out / "digits-qif-s0"
+
+
+def test_resume_and_eval_name_what_does_not_match(smoke_run, tmp_path, capsys):
+    state = ckpt.load(smoke_run / "last.pt")
+    state.pop("format")
+    del state["scheduler"]
+    partial = ckpt.save(state, tmp_path / "partial.pt")
+    cases = [
+        (["train", "--resume", str(partial)], "lacks the entries ['scheduler'] that resuming "
+                                              "needs"),
+        (["train", "--resume", str(smoke_run / "last.pt"), "--set", "model_kwargs={width: 4}"],
+         "do not match this SpikingNet"),
+        (["eval", str(smoke_run), "--smoke", "--set", "model=resnet19"],
+         "do not match this SpikingNet: "),
+        (["eval", str(smoke_run), "--smoke", "--set", "model=vggsnn"],
+         "cannot be rebuilt as 'vggsnn'"),
+        (["train", "--resume", str(smoke_run)], "is a folder; expected a checkpoint file"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)

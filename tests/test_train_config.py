@@ -1,4 +1,5 @@
 """Config loading: YAML recipe, --set overrides with type conversion, errors listing keys."""
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -110,3 +111,39 @@ def test_schedule_stays_between_floor_and_one(total, warm_frac, floor, step):
     f = lr_factor(step, total, warmup, floor)
     assert (floor - 1e-12 <= f <= 1 + 1e-12) or step < warmup
     assert 0 <= f <= 1 + 1e-12
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr=inf", "lr must be a finite number, got inf"),
+    ("weight_decay=inf", "weight_decay must be a finite number, got inf"),
+    ("weight_decay=nan", "weight_decay must be a finite number, got nan"),
+    ("momentum=1", "momentum must be in [0, 1)"),
+    ("grad_clip=-inf", "grad_clip must be a finite number"),
+    ("tet_lambda=2", "tet_lambda must be in [0, 1]"),
+    ("T=100000", "T must be in 1..10000"),
+    ("seed=-1", "seed must be in 0..4294967295"),
+    ("paper_accuracy=nan", "paper_accuracy must be a percentage"),
+    ("device=xyz", "device must be 'auto' or a torch device"),
+    ("nonfinite=ignore", "nonfinite must be one of ('stop', 'skip')"),
+    ("data.workers=100000", "data.workers must be at most 256"),
+    ("data.seed=-2", "data.seed must be a non-negative int"),
+    ("model=nope", "unknown model 'nope'"),
+    ("model_kwargs={width: '8'}", "model_kwargs.width for model 'convnet' must be int, got '8'"),
+    ("model_kwargs={wdth: 8}", "unknown model_kwargs ['wdth'] for model 'convnet'"),
+    ("neuron_kwargs={aa: 1}", "unknown neuron_kwargs ['aa'] for QIF"),
+    ("neuron_kwargs={surrogate_width: x}", "surrogate_width must be a finite number > 0"),
+    ("neuron_kwargs={a: -1}", "neuron_kwargs {'a': -1} for neuron 'qif': QIF needs a > 0"),
+    ("neuron_kwargs={a: [1}", "neuron_kwargs: expected a dict in YAML syntax"),
+])
+def test_every_value_is_checked_when_the_config_is_read(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("extends", ["5", "[a.yaml, b.yaml]", "{a: 1}"])
+def test_extends_must_name_one_recipe(tmp_path, extends):
+    from quadfire.train.recipes import config_for
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"extends: {extends}\n")
+    with pytest.raises(ConfigError, match="extends must name one recipe"):
+        config_for(str(recipe), [])

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from quadfire.errors import DataLoaderWorkerError, NonFiniteError
 from quadfire.train import checkpoint, engine
 from quadfire.train.config import load_config
 from quadfire.train.optim import build_optimizer, lr_factor, param_groups
@@ -141,3 +142,76 @@ def test_data_order_is_a_function_of_seed_and_epoch():
         engine.start_epoch(loader, cfg, epoch, rank=0)
         orders.append(next(iter(loader)).tolist())
     assert orders[0] == orders[2] != orders[1]
+
+
+class Poisoned(torch.utils.data.Dataset):
+    """A dataset whose `at`-th read (counted in the process that reads it) is spoilt: a NaN
+    pixel, or the reading worker process killed outright."""
+
+    def __init__(self, data, at, spoil):
+        self.data, self.at, self.spoil, self.reads = data, at, spoil, 0
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        x, y = self.data[i]
+        self.reads += 1
+        if self.reads == self.at:
+            if self.spoil == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            x = x.clone()
+            x.view(-1)[0] = float(self.spoil)
+        return x, y
+
+
+def spoilt_run(tmp_path, monkeypatch, name, at, spoil, workers=0, *overrides):
+    """A 2-epoch smoke run (2 steps of 2 samples per epoch) whose `at`-th sample is spoilt."""
+    from quadfire.data import Loader
+    from quadfire.train.recipes import SMOKE
+    real = engine.synthetic_loaders
+
+    def loaders(cfg, T, distributed=False):
+        train, test, info = real(cfg, T, distributed=distributed)
+        spoilt = Loader(Poisoned(train.dataset, at, spoil), batch_size=train.batch_size,
+                        sampler=train.sampler, num_workers=workers,
+                        persistent_workers=workers > 0)
+        return spoilt, test, info
+    monkeypatch.setattr(engine, "synthetic_loaders", loaders)
+    cfg = load_config(read_recipe("digits-qif"), SMOKE + [
+        "epochs=2", f"out_dir={tmp_path}", f"run_name={name}", *overrides])
+    return cfg
+
+
+def finite_state(path):
+    state = checkpoint.load(path)["model"]
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+def test_a_nonfinite_batch_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    cfg = spoilt_run(tmp_path, monkeypatch, "stop", 5, "nan")  # epoch 2, step 1
+    with pytest.raises(NonFiniteError, match=r"non-finite (BN statistics|gradients|loss) at "
+                                             r"epoch 2, step 1 of 2.*last.pt was not "
+                                             r"overwritten.*nonfinite=skip"):
+        engine.fit(cfg, smoke=True)
+    state = checkpoint.load(cfg.run_dir / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 0) and finite_state(cfg.run_dir / "last.pt")
+
+
+def test_nonfinite_skip_leaves_weights_and_bn_statistics_untouched(tmp_path, monkeypatch,
+                                                                   capsys):
+    cfg = spoilt_run(tmp_path, monkeypatch, "skip", 3, "inf", 0, "nonfinite=skip")
+    report = engine.fit(cfg, smoke=True)
+    assert report["skipped_steps"] == 1 and not report["interrupted"]
+    assert "epoch 1, step 2 of 2: skipped" in capsys.readouterr().err
+    assert finite_state(cfg.run_dir / "last.pt")
+
+
+def test_a_dead_worker_saves_the_position_before_the_error(tmp_path, monkeypatch):
+    """A worker killed on its own (here SIGKILL, as the out-of-memory killer does) surfaces at
+    the next batch fetch, between steps: the run saves where it was and says how to resume."""
+    cfg = spoilt_run(tmp_path, monkeypatch, "killed", 7, "kill", 1)  # epoch 2, batch 2
+    with pytest.raises(DataLoaderWorkerError, match=r"worker.*resume with --resume"):
+        engine.fit(cfg, smoke=True)
+    state = checkpoint.load(cfg.run_dir / "last.pt")
+    assert state["epoch"] == 1 and state["step"] in (0, 1) and finite_state(cfg.run_dir / "last.pt")

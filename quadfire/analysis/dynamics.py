@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..functional import QIFParams, qif_charge, qif_default_floor, qif_slope, qif_vertex
+from ..errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def rest_stability(a: float = 0.25, u1: float = 0.0, u2: float = 0.5) -> str:
     (1 < a d < 2, decaying period-2 overshoot) or 'unstable' (a d >= 2, period doubling)."""
     ad = a * (u2 - u1)
     if ad <= 0:
-        raise ValueError(f"rest stability needs a*(u2 - u1) > 0, got {ad!r}")
+        raise ParameterError(f"rest stability needs a*(u2 - u1) > 0, got {ad!r}")
     return "monotone" if ad <= 1 else ("oscillatory" if ad < 2 else "unstable")
 
 
@@ -82,16 +83,27 @@ def steps_to_threshold(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_t
                        v_min: float | str | None = "vertex") -> np.ndarray:
     """Steps until the first spike (H >= v_th) under constant input I (scalar or array),
     starting from u0 (rest u1), with the neuron's floor U = max(H, v_min) ("vertex": the QIF
-    default floor; None: the raw map). Returns float64 with inf where the neuron never fires
-    (I at or below the rheobase converges to the stable point; found by iterating until
-    every element has fired or settled within 1e-12 of its fixed point)."""
+    default floor; None: the raw map). Returns float64: the step count where the neuron
+    fires, inf where it never fires (proven from the fixed points, or the orbit settled within
+    1e-12 of its stable fixed point or on the floor), and NaN where neither happened within `max_steps` (just above the rheobase
+    the passage takes about pi / sqrt(a (I - I*)) steps, which can exceed any cap): the
+    answer there is "more than max_steps", not "never" (`format_steps`)."""
     floor = qif_default_floor(a, u1, u2) if v_min == "vertex" else v_min
     I = np.asarray(I, dtype=np.float64)
     u = np.full(I.shape, u1 if u0 is None else u0, dtype=np.float64)
     out = np.full(I.shape, np.inf)
-    live = np.ones(I.shape, dtype=bool)
-    low = np.array([fp[0].u if fp else np.nan
-                    for fp in (fixed_points(a, u1, u2, float(i)) for i in I.ravel())]).reshape(I.shape)
+    fps = [fixed_points(a, u1, u2, float(i)) for i in I.ravel()]
+    low = np.array([fp[0].u if fp else np.nan for fp in fps]).reshape(I.shape)
+    high = np.array([fp[-1].u if fp else np.nan for fp in fps]).reshape(I.shape)
+    # Proven silent without iterating: g is increasing above the vertex, so when u- and the
+    # start u0 lie in [vertex, u+) the orbit moves monotonically towards u- and never exceeds
+    # max(u0, u-); the floor stays inactive when it lies at or below min(u0, u-).
+    u_v = vertex(a, u1, u2)
+    with np.errstate(invalid="ignore"):
+        silent = (u >= u_v) & (low >= u_v) & (u < high) & (np.maximum(u, low) < v_th)
+        if floor is not None:
+            silent &= floor <= np.minimum(u, low)
+    live = ~silent
     for t in range(1, max_steps + 1):
         h = qif_map(u, a, u1, u2, I)
         fired = live & (h >= v_th)
@@ -104,12 +116,23 @@ def steps_to_threshold(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_t
         if not live.any():
             break
         u = np.where(live, h, u)  # frozen once decided, so fired elements cannot overflow
+    out[live] = np.nan  # undecided within max_steps
     return out
+
+
+def format_steps(steps: float, max_steps: int = 100_000) -> int | str:
+    """A `steps_to_threshold` value for people: the count, "never", or "more than N"."""
+    if np.isnan(steps):
+        return f"more than {max_steps}"
+    if np.isinf(steps):
+        return "never"
+    return int(steps)
 
 
 def firing_rate(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
                 v_reset: float | None = None) -> np.ndarray:
     """Steady firing rate (spikes per step) under constant input with hard reset to v_reset
-    (u1): 1 / steps-to-threshold from the reset value, 0 where the neuron never fires."""
+    (u1): 1 / steps-to-threshold from the reset value, 0 where the neuron never fires or
+    does not fire within `steps_to_threshold`'s cap (a rate below 1e-5)."""
     steps = steps_to_threshold(I, a, u1, u2, v_th, u0=u1 if v_reset is None else v_reset)
     return np.where(np.isfinite(steps), 1.0 / steps, 0.0)

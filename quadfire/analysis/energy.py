@@ -20,6 +20,7 @@ from torch import nn
 from ..neurons import IF, QIF
 from ..neurons.base import MultiStepNeuron
 from ..functional import QIFParams
+from ..errors import InputError, InputTypeError
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -53,12 +54,12 @@ def synaptic_ops(layer: nn.Module, x: torch.Tensor) -> int:
     so the totals are exact integers well past 2^24.
     """
     if not isinstance(layer, SYNAPTIC):
-        raise TypeError(f"synaptic_ops expects one of {[c.__name__ for c in SYNAPTIC]}, "
-                        f"got {type(layer).__name__}")
+        raise InputTypeError(f"synaptic_ops expects one of {[c.__name__ for c in SYNAPTIC]}, "
+                             f"got {type(layer).__name__}")
     mask = (x != 0).to(torch.float64)
     if isinstance(layer, nn.Linear):
         if x.shape[-1] != layer.in_features:
-            raise ValueError(f"Linear({layer.in_features}, ...) input must end in "
+            raise InputError(f"Linear({layer.in_features}, ...) input must end in "
                              f"{layer.in_features}, got shape {tuple(x.shape)}")
         return int(mask.sum().item()) * layer.out_features
     groups = layer.groups
@@ -66,7 +67,7 @@ def synaptic_ops(layer: nn.Module, x: torch.Tensor) -> int:
                       dtype=torch.float64, device=x.device)
     conv = F.conv1d if isinstance(layer, nn.Conv1d) else F.conv2d
     if layer.padding_mode != "zeros":
-        raise ValueError(f"synaptic_ops supports zero padding only, got padding_mode="
+        raise InputError(f"synaptic_ops supports zero padding only, got padding_mode="
                          f"{layer.padding_mode!r}")
     reach = conv(mask, ones, None, layer.stride, layer.padding, layer.dilation, groups)
     return int(reach.sum().item()) * (layer.out_channels // groups)

@@ -29,6 +29,7 @@ import torch
 
 from ..functional import QIF_RULES, Window
 from ..neurons import QIF
+from ..errors import ParameterError
 
 DEFAULT_FACTORS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0)
 
@@ -57,13 +58,13 @@ class MismatchSetup:
             raise ValueError(f"mismatch needs a finite mu and window_sigma > 0 (or None), got "
                              f"mu={self.mu!r}, window_sigma={self.window_sigma!r}")
         if not (self.sigma > 0 and 0 <= self.rho < 1):
-            raise ValueError(f"mismatch needs sigma > 0 and 0 <= rho < 1, got "
-                             f"sigma={self.sigma!r}, "
-                             f"rho={self.rho!r}")
+            raise ParameterError(f"mismatch needs sigma > 0 and 0 <= rho < 1, got "
+                                 f"sigma={self.sigma!r}, "
+                                 f"rho={self.rho!r}")
         for name in ("T", "neurons", "batch", "batches", "pairs"):
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 1):
-                raise ValueError(f"mismatch setting {name} must be a positive int, got {v!r}")
+                raise ParameterError(f"mismatch setting {name} must be a positive int, got {v!r}")
 
     @property
     def noise(self) -> float:

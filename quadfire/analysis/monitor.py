@@ -19,6 +19,7 @@ from torch import nn
 from ..layers import TimeFold
 from ..neurons import MultiStepNeuron
 from . import energy
+from ..errors import DataError, InputError, ParameterError
 
 HIST_BINS = 140
 HIST_SPAN = (-4.0, 3.0)  # histogram range of H - v_th
@@ -153,7 +154,7 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
     [T, N, classes]. The model's train/eval mode is restored afterwards.
     """
     if max_batches is not None and max_batches < 1:
-        raise ValueError(f"max_batches must be >= 1 or None, got {max_batches!r}")
+        raise ParameterError(f"max_batches must be >= 1 or None, got {max_batches!r}")
     names = {m: n for n, m in model.named_modules()}
     neurons: dict[str, _NeuronStats] = {}
     synapses: dict[str, _SynapseStats] = {}
@@ -185,7 +186,7 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
                 x = _batch_input(batch)
                 out = model(x.to(device) if device is not None else x)
                 if out.dim() < 2:
-                    raise ValueError(f"measure expects model outputs [T, N, classes], got "
+                    raise InputError(f"measure expects model outputs [T, N, classes], got "
                                      f"shape {tuple(out.shape)}")
                 T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
                 if isinstance(batch, (tuple, list)) and len(batch) > 1 and out.dim() == 3:
@@ -199,7 +200,7 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
             h.remove()
         model.train(was_training)
     if batches == 0:
-        raise ValueError("measure got an empty loader: no batches to run")
+        raise DataError("measure got an empty loader: no batches to run")
     result = summarize(neurons, synapses, samples, batches, T)
     if labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
         result["accuracy"], result["loss"] = 100 * correct / labelled, loss / labelled

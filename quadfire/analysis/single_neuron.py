@@ -16,6 +16,7 @@ from ..neurons import LIF, QIF
 from ..neurons.base import MultiStepNeuron
 from ..functional import fire_reset
 from . import dynamics
+from ..errors import InputError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Orbit:
 def null_orbit(neuron: MultiStepNeuron, u0: float, steps: int = 30) -> Orbit:
     """Run `neuron` for `steps` steps with zero input from membrane u0."""
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps!r}")
+        raise ParameterError(f"steps must be >= 1, got {steps!r}")
     x = torch.zeros(steps, 1, dtype=torch.float64)
     out = neuron.run(x, state=torch.full((1,), float(u0), dtype=torch.float64), trace=True)
     h = out.trace[:, 0]
@@ -49,7 +50,7 @@ def fi_curve(neuron: MultiStepNeuron, currents, steps: int = 1000) -> np.ndarray
     """
     I = torch.as_tensor(np.asarray(currents, dtype=np.float64))
     if I.dim() != 1:
-        raise ValueError(f"currents must be a 1-D sequence, got shape {tuple(I.shape)}")
+        raise InputError(f"currents must be a 1-D sequence, got shape {tuple(I.shape)}")
     with torch.no_grad():
         s = neuron(I.unsqueeze(0).expand(steps, -1).contiguous())
     return s.mean(0).numpy()
@@ -67,11 +68,11 @@ def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000
     """
     d = u2 - u1
     if not d > 0:
-        raise ValueError(f"bifurcation needs u1 < u2, got u1={u1!r}, u2={u2!r}")
+        raise ParameterError(f"bifurcation needs u1 < u2, got u1={u1!r}, u2={u2!r}")
     ad = np.asarray(ad_values, dtype=np.float64)
     if ad.ndim != 1 or not (ad > 0).all() or not (ad <= 3).all():
-        raise ValueError(f"a*d values must be a 1-D sequence in (0, 3] (beyond 3 orbits escape), "
-                         f"got {ad_values!r}")
+        raise ParameterError(f"a*d values must be a 1-D sequence in (0, 3] (beyond 3 orbits "
+                             f"escape), got {ad_values!r}")
     a = ad / d
     u = np.full(ad.shape, u1 + offset * d)
     tail = np.empty((keep, ad.size))
@@ -82,9 +83,11 @@ def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000
     return [np.unique(np.round(tail[:, i], 9)) for i in range(ad.size)]
 
 
-def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0) -> dict:
+def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
+            max_steps: int = 100_000) -> dict:
     """The numbers `analyze neuron` prints: fixed points and their stability, rheobase,
-    vertex, the default v_min floor, the throw point and steps to threshold from rest."""
+    vertex, the default v_min floor, the throw point and steps to threshold from rest (a
+    count, "never", or "more than N" when the simulation cap was reached first)."""
     neuron = QIF(a, u1, u2, v_th)  # validates the parameters with the library's own checks
     p = neuron.params(1)
     fps = dynamics.fixed_points(a, u1, u2)
@@ -98,8 +101,9 @@ def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0
         "vertex": dynamics.vertex(a, u1, u2),
         "v_min": float(p.v_min),
         "throw_point": dynamics.throw_point(a, u1),
-        "steps_to_threshold": {f"{i:.6g}": float(n) for i, n in
-                               zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th))},
+        "steps_to_threshold": {
+            f"{i:.6g}": dynamics.format_steps(n, max_steps) for i, n in
+            zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th, max_steps=max_steps))},
     }
 
 

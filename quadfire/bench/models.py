@@ -35,6 +35,8 @@ import time
 import torch
 from torch import nn
 
+from .args import Parser, int_in, output_file_in_folder
+
 ROWS = ("quadfire", "spikingjelly")
 
 
@@ -213,26 +215,26 @@ def table(results: list[dict], args) -> str:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="quadfire bench models",
         description="One ResNet-19 training step on the CPU: quadfire QIF vs SpikingJelly QIFNode "
                     "(images/s and peak step memory; see docs/models.md for the method).")
-    p.add_argument("--T", type=int, default=4, help="time steps (default 4)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
-    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps; the median counts (default 5)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    p.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1),
+    p.add_argument("--T", type=int_in(1, 256), default=4, help="time steps (default 4)")
+    p.add_argument("--batch", type=int_in(1, 4096), default=8, help="batch size (default 8)")
+    p.add_argument("--size", type=int_in(4, 1024), default=32,
+                   help="image side in pixels (default 32)")
+    p.add_argument("--steps", type=int_in(1, 10_000), default=5,
+                   help="timed steps; the median counts (default 5)")
+    p.add_argument("--warmup", type=int_in(1, 10_000), default=3,
+                   help="untimed steps first (default 3; the first step allocates optimizer "
+                        "state)")
+    p.add_argument("--threads", type=int_in(1, 1024), default=max(1, os.cpu_count() or 1),
                    help="torch CPU threads per row (default: all cores)")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
-    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--json", type=output_file_in_folder,
+                   help="also write the results to this JSON file")
     p.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for name in ("T", "batch", "size", "steps", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 1:
-        p.error(f"--warmup must be >= 1 (the first step allocates optimizer state), got {args.warmup}")
     rows = [r for r in args.rows.split(",") if r]
     bad = [r for r in rows if r not in ROWS]
     if bad or not rows:

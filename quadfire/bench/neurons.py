@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from .args import Parser, float_in, int_in, output_file_in_folder
+
 ROWS = ("copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-lif", "sj-qif", "sj-lif",
         "snntorch-leaky", "norse-lif")
 LABELS = {
@@ -191,23 +193,37 @@ def table(results: list[dict], neurons: int) -> str:
     return "\n".join(lines)
 
 
+MAX_ELEMENTS = 1 << 31  # T x neurons of one [T, M] array: int32 indexing, and memory
+
+
 def parse(argv):
-    p = argparse.ArgumentParser(prog="quadfire bench neurons", description=__doc__.split("\n")[0])
-    p.add_argument("--neurons", type=int, default=1 << 22, help="neurons per time step (default 4M)")
-    p.add_argument("--steps", type=int, nargs="+", default=[4, 8, 32], help="values of T")
+    p = Parser(prog="quadfire bench neurons", description=__doc__.split("\n")[0])
+    p.add_argument("--neurons", type=int_in(1, 1 << 28), default=1 << 22,
+                   help="neurons per time step (default 4M)")
+    p.add_argument("--steps", type=int_in(1, 4096), nargs="+", default=[4, 8, 32],
+                   help="values of T")
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per row (min is reported)")
-    p.add_argument("--budget", type=float, default=6.0,
+    p.add_argument("--repeats", type=int_in(1, 1000), default=3,
+                   help="timed runs per row (min is reported)")
+    p.add_argument("--budget", type=float_in(0, 86400), default=6.0,
                    help="seconds of timed runs per row after which repeats stop early")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per row")
-    p.add_argument("--json", default=None, help="also write the raw results to this file")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int_in(1, 1024), default=os.cpu_count() or 1)
+    p.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                   help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--timeout", type=float_in(0, 86400, lo_open=True), default=300.0,
+                   help="seconds per row")
+    p.add_argument("--json", type=output_file_in_folder, default=None,
+                   help="also write the raw results to this file")
+    p.add_argument("--worker", default=None, choices=ROWS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.neurons < 1 or any(t < 1 for t in args.steps) or args.repeats < 1:
-        p.error(f"--neurons, --steps and --repeats must be positive, got {args.neurons}, "
-                f"{args.steps}, {args.repeats}")
+    if args.neurons * max(args.steps) > MAX_ELEMENTS:
+        p.error(f"--neurons x --steps must be at most {MAX_ELEMENTS} elements per array, got "
+                f"{args.neurons} x {max(args.steps)}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            p.error("--device cuda: CUDA is not available on this machine")
     return args
 
 

@@ -9,11 +9,12 @@ stderr and exit code 2. Anything else is a bug and keeps its traceback. ``--debu
 """
 from __future__ import annotations
 
-import argparse
+import errno
 import importlib
 import os
 import sys
 
+from ..bench.args import Parser  # argparse with one-line errors, shared with the benchmarks
 from ..errors import QuadfireError
 
 # Modules that contribute subcommands, in the order they appear in --help.
@@ -22,13 +23,15 @@ COMMAND_MODULES = ("quadfire.cli.train", "quadfire.cli.study", "quadfire.cli.ana
 # Errors that mean the user's request cannot be met as given, not that quadfire is broken.
 USER_ERRORS = (QuadfireError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
                PermissionError, FileExistsError)
+# ... and file-system conditions of the user's machine (a path too long, a full or read-only
+# disk), which no code change could fix.
+USER_ERRNOS = {errno.ENAMETOOLONG, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ELOOP}
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (no usage block) and exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+def is_user_error(error: BaseException) -> bool:
+    """Whether `error` is the user's to fix (one line, exit 2) rather than a bug in quadfire."""
+    return isinstance(error, USER_ERRORS) or (isinstance(error, OSError)
+                                              and error.errno in USER_ERRNOS)
 
 
 def build_parser() -> Parser:
@@ -56,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("QUADFIRE_DEBUG", "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as e:
-        if debug:
-            raise
+    except Exception as e:
+        if debug or not is_user_error(e):
+            raise  # a bug: the full traceback
         print(f"quadfire {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,6 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
+from ..bench.args import float_in, int_in, output_dir, output_file
+from ..errors import ParameterError
+
+# Largest float64 working set of one mismatch batch (elements): T x neurons x max(batch, 4096
+# antithetic pairs) x 2. Beyond this the measurement would not fit in memory.
+MISMATCH_ELEMENTS = 1 << 28
+
 
 def _neuron(args) -> int:
     from ..analysis import figures
@@ -20,7 +27,8 @@ def _neuron(args) -> int:
     print(f"  vertex u_v = {s['vertex']:.6g}; v_min floor = {s['v_min']:.6g}; "
           f"throw point u1 - 1/a = {s['throw_point']:.6g}")
     for current, steps in s["steps_to_threshold"].items():
-        print(f"  steps to threshold from rest at I = {current}: {steps:g}")
+        text = f"{steps} steps" if isinstance(steps, int) else steps
+        print(f"  steps to threshold from rest at I = {current}: {text}")
     out = Path(args.out)
     written = [
         figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th), out / "cobweb.png"),
@@ -36,6 +44,11 @@ def _mismatch(args) -> int:
     from ..analysis import figures
     from ..analysis.mismatch import DEFAULT_FACTORS, MismatchSetup, format_table, measure_mismatch
 
+    chunk = max(args.batch, min(args.pairs, 4096))
+    if 2 * args.T * args.neurons * chunk > MISMATCH_ELEMENTS:
+        raise ParameterError(f"--T {args.T} x --neurons {args.neurons} x {chunk} samples needs "
+                             f"more than {MISMATCH_ELEMENTS * 8 >> 30} GiB per batch; use fewer "
+                             f"neurons or steps")
     setup = MismatchSetup(args.a, args.u1, args.u2, args.v_th, args.sigma, args.rho, args.T,
                           args.neurons, args.batch, args.batches, args.pairs, args.seed)
     factors = DEFAULT_FACTORS if args.factors is None else tuple(args.factors)
@@ -55,10 +68,11 @@ def _mismatch(args) -> int:
 def _run_layers(args) -> int:
     from ..analysis.layer_stats import format_layers, layer_statistics, rule_mismatch
     from ..train.report import write_json
-    from ..train.runs import load_run, test_loader
+    from ..train.runs import load_run, run_loaders
 
     run = load_run(args.run, device="cpu")
-    stats = layer_statistics(run.model, test_loader(run.cfg, args.smoke), args.batches)
+    test = run_loaders(run.cfg, run.info, args.smoke, workers=0)[1]
+    stats = layer_statistics(run.model, test, args.batches)
     mismatch = rule_mismatch(stats, run.cfg.T, pairs=args.pairs) if args.mismatch else None
     print(format_layers(stats, mismatch))
     out = Path(args.out) if args.out else run.path.parent / "layers.json"
@@ -72,7 +86,7 @@ def _activity(args):
     from ..train.runs import load_run, sample_batch
 
     run = load_run(args.run, device="cpu")
-    return record(run.model, sample_batch(run.cfg, args.smoke), args.sample)
+    return record(run.model, sample_batch(run.cfg, args.smoke, run.info), args.sample)
 
 
 def _raster(args) -> int:
@@ -104,18 +118,22 @@ def _curves(args) -> int:
     return 0
 
 
+FINITE = float_in()
+
+
 def _qif_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--a", type=float, default=0.25, help="curvature a (default 0.25)")
-    p.add_argument("--u1", type=float, default=0.0, help="rest potential u1 (default 0)")
-    p.add_argument("--u2", type=float, default=0.5, help="critical potential u2 (default 0.5)")
-    p.add_argument("--v-th", dest="v_th", type=float, default=1.0, help="threshold (default 1)")
+    p.add_argument("--a", type=FINITE, default=0.25, help="curvature a (default 0.25)")
+    p.add_argument("--u1", type=FINITE, default=0.0, help="rest potential u1 (default 0)")
+    p.add_argument("--u2", type=FINITE, default=0.5, help="critical potential u2 (default 0.5)")
+    p.add_argument("--v-th", dest="v_th", type=FINITE, default=1.0, help="threshold (default 1)")
 
 
 def _run_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
-    p.add_argument("--sample", type=int, default=0, help="which sample of the first test batch")
+    p.add_argument("--sample", type=int_in(0, 1 << 20), default=0,
+                   help="which sample of the first test batch")
     p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
-    p.add_argument("--out", default=out, help=f"PNG to write (default {out})")
+    p.add_argument("--out", type=output_file, default=out, help=f"PNG to write (default {out})")
 
 
 def add_commands(sub) -> None:
@@ -124,35 +142,43 @@ def add_commands(sub) -> None:
     p = asub.add_parser("neuron",
                         help="fixed points, rheobase, v_min; cobweb, f-I, bifurcation PNGs")
     _qif_args(p)
-    p.add_argument("--out", default="analysis/neuron", help="folder for the PNGs")
+    p.add_argument("--out", type=output_dir, default="analysis/neuron", help="folder for the PNGs")
     p.set_defaults(func=_neuron)
     p = asub.add_parser("mismatch",
                         help="cosine of surrogate vs smoothed-loss gradients per window")
     _qif_args(p)
-    p.add_argument("--sigma", type=float, default=1.0, help="tdBN input scale alpha*v_th")
-    p.add_argument("--rho", type=float, default=0.5, help="share of the input std that is drive")
-    p.add_argument("--T", type=int, default=8)
-    p.add_argument("--neurons", type=int, default=64)
-    p.add_argument("--batch", type=int, default=64, help="samples per surrogate gradient")
-    p.add_argument("--batches", type=int, default=16, help="surrogate gradients averaged")
-    p.add_argument("--pairs", type=int, default=20000,
+    p.add_argument("--sigma", type=float_in(0, lo_open=True), default=1.0,
+                   help="tdBN input scale alpha*v_th (> 0)")
+    p.add_argument("--rho", type=float_in(0, 1, hi_open=True), default=0.5,
+                   help="share of the input std that is drive, in [0, 1)")
+    p.add_argument("--T", type=int_in(1, 1000), default=8)
+    p.add_argument("--neurons", type=int_in(1, 100_000), default=64)
+    p.add_argument("--batch", type=int_in(1, 100_000), default=64,
+                   help="samples per surrogate gradient")
+    p.add_argument("--batches", type=int_in(1, 10_000), default=16,
+                   help="surrogate gradients averaged")
+    p.add_argument("--pairs", type=int_in(1, 10_000_000), default=20000,
                    help="antithetic pairs for the true gradient")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--factors", type=float, nargs="+",  # default: mismatch.DEFAULT_FACTORS
-                   help="sweep widths as multiples of the band width 2(v_th - u2)")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    p.add_argument("--factors", type=float_in(0, 1000, lo_open=True), nargs="+",
+                   help="sweep widths as multiples of the band width 2(v_th - u2) "
+                        "(default: mismatch.DEFAULT_FACTORS)")
     p.add_argument("--shape", default="rect", choices=("rect", "triangle", "sigmoid", "atan"))
-    p.add_argument("--out", default="analysis/mismatch", help="folder for the PNG and JSON")
+    p.add_argument("--out", type=output_dir, default="analysis/mismatch",
+                   help="folder for the PNG and JSON")
     p.set_defaults(func=_mismatch)
 
     p = asub.add_parser("run", help="per-layer input statistics, window coverage, regimes and "
                                     "rule mismatch of a trained network")
     p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
-    p.add_argument("--batches", type=int, default=4, help="test batches to read (default 4)")
+    p.add_argument("--batches", type=int_in(1, 100_000), default=4,
+                   help="test batches to read (default 4)")
     p.add_argument("--mismatch", action="store_true",
                    help="also measure each window rule's gradient mismatch per QIF layer")
-    p.add_argument("--pairs", type=int, default=4000, help="antithetic pairs per true gradient")
+    p.add_argument("--pairs", type=int_in(2, 10_000_000), default=4000,
+                   help="antithetic pairs per true gradient")
     p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
-    p.add_argument("--out", help="JSON to write (default RUN/layers.json)")
+    p.add_argument("--out", type=output_file, help="JSON to write (default RUN/layers.json)")
     p.set_defaults(func=_run_layers)
 
     plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves (PNG)")
@@ -160,14 +186,15 @@ def add_commands(sub) -> None:
     p = psub.add_parser("raster", help="spike raster of every (or chosen) spiking layer")
     _run_args(p, "raster.png")
     p.add_argument("--layers", nargs="+", help="spiking layer names (default: all)")
-    p.add_argument("--max-neurons", type=int, default=64)
+    p.add_argument("--max-neurons", type=int_in(1, 1 << 20), default=64)
     p.set_defaults(func=_raster)
     p = psub.add_parser("traces", help="membrane (charged potential) traces of chosen neurons")
     _run_args(p, "traces.png")
     p.add_argument("--layer", help="spiking layer name (default: the first)")
-    p.add_argument("--neurons", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--neurons", type=int_in(0, 1 << 30), nargs="+", default=[0, 1, 2],
+                   help="neuron indices (flattened) of the layer")
     p.set_defaults(func=_traces)
     p = psub.add_parser("curves", help="training curves from a run's metrics.csv")
     p.add_argument("run", help="run directory")
-    p.add_argument("--out", default="curves.png")
+    p.add_argument("--out", type=output_file, default="curves.png")
     p.set_defaults(func=_curves)

@@ -3,15 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..bench.args import float_in, output_file, shape as shape_arg
+
 FORMATS = ("nir",)
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints like 3,32,32, got {text!r}")
-    return shape
 
 
 def _export(args) -> int:
@@ -22,7 +16,7 @@ def _export(args) -> int:
 
     run = load_run(args.run, device="cpu")
     model, cfg = run.model, run.cfg
-    shape = _shape(args.input_shape) if args.input_shape else run.info.step_shape
+    shape = args.input_shape or run.info.step_shape
     graph = to_nir(model, shape, args.dt)
     out = Path(args.out) if args.out else run.path.parent / "model.nir"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +40,9 @@ def add_commands(sub) -> None:
                        description="Export a run's model for neuromorphic tools.")
     p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
     p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--out", help="output file (default RUN/model.nir)")
-    p.add_argument("--dt", type=float, default=1.0, help="Euler time step the NIR neurons use")
-    p.add_argument("--input-shape", help="one sample's shape C,H,W (default: the dataset's)")
+    p.add_argument("--out", type=output_file, help="output file (default RUN/model.nir)")
+    p.add_argument("--dt", type=float_in(0, lo_open=True), default=1.0,
+                   help="Euler time step the NIR neurons use (> 0)")
+    p.add_argument("--input-shape", type=shape_arg,
+                   help="one sample's shape C,H,W (default: the run's)")
     p.set_defaults(func=_export)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from .train import common_options
+from ..bench.args import int_in
+from .train import common_options, overwrite_option
 
 
 def study_command(recipe, variants: list[str], seeds: list[int], overrides: list[str],
-                  smoke: bool, fresh: bool = False, title: str | None = None) -> int:
+                  smoke: bool, overwrite: bool = False, title: str | None = None,
+                  scratch: bool = False, folder=None) -> int:
     from ..train.study import format_table, run_study
 
-    study = run_study(recipe, variants, seeds, overrides, smoke, fresh,
+    study = run_study(recipe, variants, seeds, overrides, smoke, overwrite, scratch, folder,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
     if study.interrupted_by is not None:
         print(f"stopped by signal {study.interrupted_by}; rerun the same command to continue "
@@ -29,12 +31,12 @@ def _study(args) -> int:
     from ..train.variants import STUDY
 
     return study_command(args.recipe, args.variants or list(STUDY), args.seeds, args.overrides,
-                         args.smoke, args.fresh)
+                         args.smoke, args.overwrite)
 
 
 def _compare(args) -> int:
     return study_command(args.recipe, ["qif", "lif"], args.seeds, args.overrides, args.smoke,
-                         args.fresh, title=f"compare {args.recipe}, seeds {args.seeds}")
+                         args.overwrite, title=f"compare {args.recipe}, seeds {args.seeds}")
 
 
 def add_commands(sub) -> None:
@@ -43,14 +45,14 @@ def add_commands(sub) -> None:
     for name, helptext in (
             ("study", "train a recipe with several neuron variants over the same seeds and budget"),
             ("compare", "train a recipe's QIF and LIF twins over the same seeds (a 2-variant study)")):
-        p = sub.add_parser(name, help=helptext, description=helptext + ".")
+        p = sub.add_parser(name, help=helptext, description=helptext + ". Finished runs are "
+                           "reused, interrupted ones resumed.")
         p.add_argument("recipe", help="a setting (e.g. digits) or either twin's name/path")
         if name == "study":
             p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
                            help=f"neuron variants (default: {' '.join(STUDY)}); one of "
                                 f"{', '.join(VARIANTS)}")
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-        p.add_argument("--fresh", action="store_true",
-                       help="retrain runs that already finished (default: reuse them)")
+        p.add_argument("--seeds", type=int_in(0, 2**32 - 1), nargs="+", default=[0, 1, 2])
         common_options(p)
+        overwrite_option(p)
         p.set_defaults(func=_study if name == "study" else _compare)

@@ -1,19 +1,27 @@
 """``quadfire train``, ``eval`` and ``recipes``.
 
 ``quadfire train`` with no recipe is the digits demo: a study (`quadfire.cli.study`) of the
-QIF convnet and its LIF twin, one seed each, retrained every time, then the table.
+QIF convnet and its LIF twin, one seed each, then the table. The demo writes to its own
+folder, ``runs/demo/``, and its runs are scratch runs, so running it again retrains and
+replaces them (`make demo` runs it every time) while a real run elsewhere is never touched.
+
+Exit codes: 0 done; 2 a user's mistake (one line on stderr); 128 + N stopped by signal N
+(130 Ctrl-C, 143 SIGTERM) after writing the checkpoint.
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 
-from ..errors import ConfigError
-from ..train import checkpoint
+from ..bench.args import int_in
+from ..errors import CheckpointError, ConfigError
+from ..train import checkpoint, rundir
 from ..train.config import load_config
 from ..train.recipes import SMOKE, config_for, list_recipes
 
 DEMO = "digits"
+DEMO_OUT = "runs/demo"  # the demo's own folder (its runs are scratch runs: reruns replace them)
 
 
 def common_options(p: argparse.ArgumentParser) -> None:
@@ -26,6 +34,13 @@ def common_options(p: argparse.ArgumentParser) -> None:
                    help="2 training steps on generated data of the recipe's shape (no dataset needed)")
 
 
+def overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run that already exists in the run directory (its last.pt, "
+                        "metrics.csv, report.json and tb/ are deleted once the new run has "
+                        "started)")
+
+
 def _train(args) -> int:
     from ..train.engine import fit
     from ..train.report import summary_line
@@ -33,21 +48,26 @@ def _train(args) -> int:
     if args.recipe is None and args.resume is None:
         from .study import study_command
 
-        return study_command(DEMO, ["qif", "lif"], [0], args.overrides, args.smoke, fresh=True,
-                             title="digits demo")
+        out = config_for(None, args.overrides).out_dir
+        folder = Path(DEMO_OUT) if out == "runs" else Path(out) / "demo"
+        return study_command(DEMO, ["qif", "lif"], [0], args.overrides, args.smoke,
+                             args.overwrite, title="digits demo", scratch=True, folder=folder)
     resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
         if resume == "auto":
             raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
                               "--resume runs/<run>/last.pt")
-        saved = checkpoint.load(resume)["config"]
+        saved = checkpoint.load(resume).get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"checkpoint {resume} holds no run config; resume it with "
+                                  f"its recipe: quadfire train RECIPE --resume {resume}")
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
     else:
         cfg = config_for(args.recipe, args.overrides, args.smoke)
         if resume == "auto":
             resume = cfg.run_dir / "last.pt"
-    report = fit(cfg, resume=resume, smoke=args.smoke)
+    report = fit(cfg, resume=resume, smoke=args.smoke, overwrite=args.overwrite)
     if report["rank"] == 0:
         print(summary_line(report))
     if report["interrupted"]:
@@ -81,11 +101,13 @@ def add_commands(sub) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
     common_options(p)
+    overwrite_option(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: accuracy, firing rates, SOPs, energy")
     p.add_argument("path", help="a run directory or a checkpoint file")
-    p.add_argument("--batches", type=int, default=None, help="limit the test batches measured")
+    p.add_argument("--batches", type=int_in(1, 1 << 30), default=None,
+                   help="limit the test batches measured")
     p.add_argument("--neurobench", action="store_true",
                    help="also compute NeuroBench's metrics with the neurobench package, beside "
                         "quadfire's (pip install 'quadfire[neurobench]'; docs/analysis.md)")

@@ -4,10 +4,11 @@ CIFAR-10/100, ImageNet, CIFAR10-DVS and any Tonic dataset as ``tonic:<Name>``.
 registered dataset. See docs/data.md."""
 from . import cifar, cifar10dvs, digits, imagenet, tonic_datasets  # noqa: F401  (register)
 from .config import DataConfig, dataset_info
-from .loaders import ShardSampler, build_datasets, build_loaders, download, synthetic_loaders
+from .loaders import (Loader, ShardSampler, build_datasets, build_loaders, download,
+                      synthetic_loaders)
 from .registry import (DatasetEntry, DatasetInfo, get_dataset, list_datasets, register_dataset,
                        register_namespace)
 
-__all__ = ["DataConfig", "DatasetInfo", "DatasetEntry", "ShardSampler", "build_datasets",
+__all__ = ["DataConfig", "DatasetInfo", "DatasetEntry", "Loader", "ShardSampler", "build_datasets",
            "build_loaders", "dataset_info", "download", "get_dataset", "list_datasets",
            "register_dataset", "register_namespace", "synthetic_loaders"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from ..errors import DataError
 
 SENSOR_SIZE = 128
 MAGIC = b"#!AER-DAT"
@@ -43,8 +44,8 @@ class Events(NamedTuple):
 def _split_header(data: bytes, path: Path) -> tuple[int, int]:
     """(major version, offset of the first event) from the '#' header lines."""
     if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a jAER AEDAT recording: expected a first header line "
-                         f"'#!AER-DAT2.0', got {data[:24]!r}")
+        raise DataError(f"{path} is not a jAER AEDAT recording: expected a first header line "
+                        f"'#!AER-DAT2.0', got {data[:24]!r}")
     pos = 0
     version = data[len(MAGIC):data.find(b"\n")].strip().decode("ascii", "replace")
     # The first body byte is the top byte of a big-endian address, never '#' (0x23) for DVS128
@@ -52,16 +53,16 @@ def _split_header(data: bytes, path: Path) -> tuple[int, int]:
     while data.startswith(b"#", pos):
         end = data.find(b"\n", pos)
         if end < 0:
-            raise ValueError(f"truncated AEDAT file {path}: header line at byte {pos} never ends")
+            raise DataError(f"truncated AEDAT file {path}: header line at byte {pos} never ends")
         pos = end + 1
     try:
         major = int(float(version))
     except ValueError:
-        raise ValueError(f"{path}: unreadable AEDAT version {version!r} in the first header "
-                         f"line") from None
+        raise DataError(f"{path}: unreadable AEDAT version {version!r} in the first header "
+                        f"line") from None
     if major not in (1, 2):
-        raise ValueError(f"{path}: AEDAT {version} is not supported; expected the AEDAT 2.0 "
-                         f"files CIFAR10-DVS was published in (1.0 is also read)")
+        raise DataError(f"{path}: AEDAT {version} is not supported; expected the AEDAT 2.0 "
+                        f"files CIFAR10-DVS was published in (1.0 is also read)")
     return major, pos
 
 
@@ -74,8 +75,8 @@ def read_aedat(path: str | Path) -> Events:
     dtype = np.dtype([("address", address), ("t", ">u4")])
     body = len(data) - start
     if body % dtype.itemsize:
-        raise ValueError(f"truncated AEDAT file {path}: {body} bytes of events is not a whole "
-                         f"number of {dtype.itemsize}-byte events")
+        raise DataError(f"truncated AEDAT file {path}: {body} bytes of events is not a whole "
+                        f"number of {dtype.itemsize}-byte events")
     raw = np.frombuffer(data, dtype=dtype, offset=start)
     addr = raw["address"].astype(np.uint32)
     keep = (addr & (SYNC_BIT | SPECIAL_BIT)) == 0

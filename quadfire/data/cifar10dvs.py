@@ -27,6 +27,7 @@ from .events import integrate_frames, resize_frames
 from .frame_cache import read_or_build
 from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import EventAugment
+from ..errors import DataError, DataNotFoundError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck")
@@ -38,20 +39,20 @@ def list_recordings(base: Path) -> tuple[list[Path], list[int]]:
     """Sorted recording paths and their labels (index in CLASSES) under `base`."""
     expected = f"{base}/<class>/*.aedat for the 10 classes {', '.join(CLASSES)}"
     if not base.is_dir():
-        raise FileNotFoundError(f"CIFAR10-DVS not found: expected {expected} (download the "
+        raise DataNotFoundError(f"CIFAR10-DVS not found: expected {expected} (download the "
                                 f"per-class zips of the original AEDAT recordings from "
                                 f"https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671 "
                                 f"and extract them there)")
     missing = [c for c in CLASSES if not (base / c).is_dir()]
     if missing:
-        raise FileNotFoundError(f"CIFAR10-DVS class folders {missing} missing: expected "
+        raise DataNotFoundError(f"CIFAR10-DVS class folders {missing} missing: expected "
                                 f"{expected}")
     paths, labels = [], []
     for label, name in enumerate(CLASSES):
         found = sorted((base / name).glob("*.aedat"))
         if not found:
-            raise ValueError(f"empty CIFAR10-DVS class folder {base / name}: expected .aedat "
-                             f"recordings")
+            raise DataError(f"empty CIFAR10-DVS class folder {base / name}: expected .aedat "
+                            f"recordings")
         paths += found
         labels += [label] * len(found)
     return paths, labels
@@ -75,7 +76,7 @@ def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
         try:
             counts = integrate_frames(events, T)
         except ValueError as e:
-            raise ValueError(f"{recording}: {e}") from e
+            raise DataError(f"{recording}: {e}") from e
         return {"frames": resize_frames(counts, size)}
 
     return read_or_build(cache, (T, 2, size, size), build, str(recording))["frames"]
@@ -87,7 +88,7 @@ class DVSFrames(Dataset):
     def __init__(self, recordings: list[Path], labels: list[int], T: int, size: int,
                  cache_dir: str = "", transform: Callable | None = None):
         if not recordings:
-            raise ValueError("empty CIFAR10-DVS split: no recordings")
+            raise DataError("empty CIFAR10-DVS split: no recordings")
         self.recordings, self.labels = recordings, labels
         self.T, self.size, self.cache_dir, self.transform = T, size, cache_dir, transform
 

@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
+from ..errors import DataError, InputError, ParameterError
 
 
 class TensorPairs(Dataset):
@@ -13,10 +14,10 @@ class TensorPairs(Dataset):
 
     def __init__(self, samples: torch.Tensor, labels: torch.Tensor):
         if samples.shape[0] != labels.shape[0]:
-            raise ValueError(f"samples and labels differ in length: {samples.shape[0]} vs "
+            raise InputError(f"samples and labels differ in length: {samples.shape[0]} vs "
                              f"{labels.shape[0]}")
         if samples.shape[0] == 0:
-            raise ValueError("empty dataset: no samples")
+            raise DataError("empty dataset: no samples")
         self.samples = samples
         self.labels = labels
 
@@ -37,10 +38,10 @@ def stratified_split(labels: Sequence[int] | np.ndarray, test_fraction: float, s
     independent of global RNG state, so every distributed rank computes the same partition.
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ParameterError(f"test_fraction must be in (0, 1), got {test_fraction}")
     labels = np.asarray(labels)
     if labels.size == 0:
-        raise ValueError("cannot split an empty dataset")
+        raise DataError("cannot split an empty dataset")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(labels):

@@ -6,6 +6,9 @@ from dataclasses import dataclass, fields
 from ..errors import ConfigError
 from .registry import get_dataset
 
+MAX_WORKERS = 256  # DataLoader processes per rank; more is a typo, not a setting
+MAX_SIZE = 1 << 20  # bound on batch sizes and pixel sizes, which size tensors
+
 
 FRAME_BY = ("events", "time")
 TONIC_OPTIONS = ("frame_by", "denoise_us", "downsample")
@@ -43,10 +46,18 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{name} must be a positive int, got {value!r}")
-        for name in ("workers", "cutout"):
+        for name in ("workers", "cutout", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"data.{name} must be a non-negative int, got {value!r}")
+        for name, limit in (("workers", MAX_WORKERS), ("seed", 2**32 - 1),
+                            ("batch_size", MAX_SIZE), ("eval_batch_size", MAX_SIZE),
+                            ("frame_size", MAX_SIZE), ("cutout", MAX_SIZE)):
+            if getattr(self, name) > limit:
+                raise ConfigError(f"data.{name} must be at most {limit}, got {getattr(self, name)}")
+        for name in ("root", "cache_dir"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"data.{name} must be a path string, got {getattr(self, name)!r}")
         for name in ("download", "pin_memory", "autoaugment"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"data.{name} must be a bool, got {getattr(self, name)!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aedat import SENSOR_SIZE, Events
+from ..errors import DataError
 
 
 def equal_count_bins(n: int, T: int) -> np.ndarray:
@@ -21,8 +22,8 @@ def equal_count_bins(n: int, T: int) -> np.ndarray:
     the last n mod T; the two agree exactly when T divides n.)
     """
     if n < T:
-        raise ValueError(f"cannot split {n} events into T={T} frames of equal event count; "
-                         f"expected at least {T} events")
+        raise DataError(f"cannot split {n} events into T={T} frames of equal event count; "
+                        f"expected at least {T} events")
     return (np.arange(n, dtype=np.int64) * T) // n
 
 
@@ -34,8 +35,8 @@ def count_events(frame: np.ndarray, channel: np.ndarray, row: np.ndarray, col: n
     for name, a, size in zip(("frame", "channel (polarity)", "row (y)", "column (x)"), index,
                              shape):
         if a.size and (a.min() < 0 or a.max() >= size):
-            raise ValueError(f"event {name} outside the sensor: values {a.min()}..{a.max()}, "
-                             f"expected 0..{size - 1}")
+            raise DataError(f"event {name} outside the sensor: values {a.min()}..{a.max()}, "
+                            f"expected 0..{size - 1}")
     frame, channel, row, col = index
     T, C, H, W = shape
     flat = ((frame * C + channel) * H + row) * W + col

@@ -16,6 +16,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import DataError
+
+_UNWRITABLE: set[Path] = set()  # cache folders found read-only in this process
+
 
 def read_or_build(cache: Path, shape: tuple[int, ...], build: Callable[[], dict[str, np.ndarray]],
                   source: str, keys: tuple[str, ...] = ("frames",)) -> dict[str, np.ndarray]:
@@ -25,7 +29,9 @@ def read_or_build(cache: Path, shape: tuple[int, ...], build: Callable[[], dict[
     float32 of `shape`. A cache file that is unreadable, lacks a key or holds frames of another
     shape or dtype is rebuilt with a RuntimeWarning naming `source` (what the frames come
     from). New files are written to a temporary name and renamed, so concurrent workers and
-    ranks never read a half-written file.
+    ranks never read a half-written file. A cache that cannot be written (a read-only
+    dataset folder, common on clusters) is skipped with one RuntimeWarning per folder: the
+    frames are then built on every read.
     """
     if cache.exists():
         try:
@@ -43,14 +49,23 @@ def read_or_build(cache: Path, shape: tuple[int, ...], build: Callable[[], dict[
     arrays = build()
     frames = arrays["frames"]
     if frames.shape != tuple(shape) or frames.dtype != np.float32:
-        raise ValueError(f"{source}: built frames {frames.shape} {frames.dtype}, expected float32 "
-                         f"{tuple(shape)}")
+        raise DataError(f"{source}: built frames {frames.shape} {frames.dtype}, expected float32 "
+                        f"{tuple(shape)}")
+    if cache.parent in _UNWRITABLE:
+        return arrays
     tmp = cache.with_name(f".{cache.stem}.{os.getpid()}.tmp.npz")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, cache)
     except OSError as e:
-        raise OSError(f"cannot write the frame cache {cache} ({e}); set data.cache_dir to a "
-                      f"writable folder") from e
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        _UNWRITABLE.add(cache.parent)  # one warning and one failed attempt per folder
+        warnings.warn(f"cannot write the frame cache {cache} ({type(e).__name__}: "
+                      f"{e.strerror or e}); building the frames of {cache.parent} on every read "
+                      f"instead, which is slower (set data.cache_dir to a writable folder to "
+                      f"cache)", RuntimeWarning, stacklevel=3)
     return arrays

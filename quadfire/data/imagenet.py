@@ -17,6 +17,7 @@ from torchvision.datasets import ImageFolder
 from .config import DataConfig
 from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import imagenet_transforms
+from ..errors import DataError, DataNotFoundError
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -26,19 +27,19 @@ def load_rgb(path: str) -> Image.Image:
             img = Image.open(f)
             return img.convert("RGB")
     except (OSError, UnidentifiedImageError, SyntaxError) as e:
-        raise ValueError(f"corrupt or truncated image file {path}: {e}") from e
+        raise DataError(f"corrupt or truncated image file {path}: {e}") from e
 
 
 def _image_folder(folder: Path, transform) -> ImageFolder:
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"ImageNet folder {folder} not found: expected the class-folder layout "
             f"imagenet/train/<class>/*.JPEG and imagenet/val/<class>/*.JPEG under data.root "
             f"(download ILSVRC-2012 from https://image-net.org and sort val/ into class folders)")
     try:
         return ImageFolder(str(folder), transform=transform, loader=load_rgb)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"empty ImageNet split {folder}: expected class folders of "
+        raise DataNotFoundError(f"empty ImageNet split {folder}: expected class folders of "
                                 f"image files ({e})") from e
 
 
@@ -51,8 +52,8 @@ def imagenet_datasets(cfg: DataConfig) -> tuple[ImageFolder, ImageFolder]:
     if train.classes != test.classes:
         only_train = sorted(set(train.classes) - set(test.classes))[:5]
         only_val = sorted(set(test.classes) - set(train.classes))[:5]
-        raise ValueError(f"{base}/train and {base}/val must hold the same class folders; "
-                         f"only in train: {only_train}, only in val: {only_val}")
+        raise DataError(f"{base}/train and {base}/val must hold the same class folders; "
+                        f"only in train: {only_train}, only in val: {only_val}")
     return train, test
 
 

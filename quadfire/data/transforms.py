@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torchvision.transforms import v2
+from ..errors import ParameterError
 
 # Per-channel pixel mean and standard deviation of each training set, on the [0, 1] scale.
 # CIFAR values are the exact statistics of the 50k training images (some SNN code bases use
@@ -24,7 +25,7 @@ class Cutout(torch.nn.Module):
     def __init__(self, size: int):
         super().__init__()
         if size < 1:
-            raise ValueError(f"Cutout size must be >= 1 pixel, got {size}")
+            raise ParameterError(f"Cutout size must be >= 1 pixel, got {size}")
         self.size = size
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:

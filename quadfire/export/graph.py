@@ -13,6 +13,7 @@ lists and needs no node of its own.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import nir
@@ -25,6 +26,7 @@ from ..layers.encoding import Encoder
 from ..models.blocks import ResidualBlock
 from ..neurons.base import MultiStepNeuron
 from .nodes import neuron_to_nir
+from ..errors import InputError, InputTypeError, ParameterError
 
 SKIPPED = (nn.Identity, nn.Dropout, Encoder)
 LEAVES = (nn.Conv2d, nn.Linear, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, MultiStepNeuron)
@@ -42,7 +44,7 @@ def _layer_to_nir(layer: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
     """The NIR node of a stateless leaf for one sample's input shape `shape`."""
     if isinstance(layer, nn.Conv2d):
         if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ValueError(f"NIR export needs numeric zero padding, got "
+            raise InputError(f"NIR export needs numeric zero padding, got "
                              f"padding={layer.padding!r}, "
                              f"padding_mode={layer.padding_mode!r}")
         bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels)
@@ -56,14 +58,14 @@ def _layer_to_nir(layer: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
     if isinstance(layer, nn.AdaptiveAvgPool2d):
         # On a known input size, global average pooling is an AvgPool2d over the whole map.
         if tuple(_pair(layer.output_size)) != (1, 1):
-            raise ValueError(f"NIR export supports AdaptiveAvgPool2d(1) only, got "
+            raise InputError(f"NIR export supports AdaptiveAvgPool2d(1) only, got "
                              f"output_size={layer.output_size!r}")
         return nir.AvgPool2d(kernel_size=np.array(shape[1:]), stride=np.array(shape[1:]),
                              padding=np.array([0, 0]))
     if isinstance(layer, nn.AvgPool2d):
         if layer.ceil_mode or (layer.padding != 0 and layer.count_include_pad is False) \
                 or layer.divisor_override is not None:
-            raise ValueError("NIR AvgPool2d export needs ceil_mode=False, no divisor_override "
+            raise InputError("NIR AvgPool2d export needs ceil_mode=False, no divisor_override "
                              "and count_include_pad=True when padded")
         return nir.AvgPool2d(kernel_size=_pair(layer.kernel_size),
                              stride=_pair(layer.stride or layer.kernel_size),
@@ -73,7 +75,7 @@ def _layer_to_nir(layer: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
         end = layer.end_dim - 1 if layer.end_dim > 0 else layer.end_dim
         return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=layer.start_dim - 1,
                            end_dim=end)
-    raise TypeError(f"no NIR node for {type(layer).__name__}")
+    raise InputTypeError(f"no NIR node for {type(layer).__name__}")
 
 
 def _folded(unit: ConvBN) -> nn.Module:
@@ -81,7 +83,7 @@ def _folded(unit: ConvBN) -> nn.Module:
     if isinstance(bn, TdBN):
         return fuse_conv_bn(layer, bn)
     if not isinstance(bn, nn.Identity):
-        raise TypeError(f"ConvBN with a {type(bn).__name__} cannot be folded")
+        raise InputTypeError(f"ConvBN with a {type(bn).__name__} cannot be folded")
     return layer
 
 
@@ -100,7 +102,11 @@ class _Builder:
         else:
             node = _layer_to_nir(layer, shape)
             probe = torch.zeros((1,) + shape, dtype=torch.float64)
-            out_shape = tuple(copy.deepcopy(layer).cpu().double()(probe).shape[1:])
+            try:
+                out_shape = tuple(copy.deepcopy(layer).cpu().double()(probe).shape[1:])
+            except RuntimeError as e:  # torch's shape errors, e.g. a kernel larger than the map
+                raise InputError(f"{name or 'the model'} ({type(layer).__name__}) cannot take "
+                                 f"one sample of shape {shape}: {str(e).splitlines()[0]}") from None
         self.nodes[key] = node
         self.edges += [(src, key) for src in value]
         return [key], out_shape
@@ -133,9 +139,9 @@ class _Builder:
             return value, shape
         if isinstance(module, LEAVES):
             return self.leaf(name, module, value, shape)
-        raise TypeError(f"NIR export supports Conv2d, Linear, AvgPool2d, AdaptiveAvgPool2d(1), "
-                        f"Flatten, tdBN (folded), spiking layers, nn.Sequential and quadfire's "
-                        f"residual blocks; {name or 'the model'} is a {type(module).__name__}")
+        raise InputTypeError(f"NIR export supports Conv2d, Linear, AvgPool2d, AdaptiveAvgPool2d(1), "
+                             f"Flatten, tdBN (folded), spiking layers, nn.Sequential and quadfire's "
+                             f"residual blocks; {name or 'the model'} is a {type(module).__name__}")
 
 
 def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> nir.NIRGraph:
@@ -143,17 +149,20 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
     inputs of one sample's shape `input_shape` (e.g. (C, H, W)); neurons use Euler step `dt`."""
     if not (isinstance(input_shape, (tuple, list)) and input_shape
             and all(isinstance(s, int) and s > 0 for s in input_shape)):
-        raise ValueError(f"input_shape must be one sample's shape like (C, H, W), "
+        raise InputError(f"input_shape must be one sample's shape like (C, H, W), "
                          f"got {input_shape!r}")
-    if not dt > 0:
-        raise ValueError(f"dt must be > 0, got {dt!r}")
-    builder = _Builder(float(dt))
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ParameterError(f"dt must be a finite number > 0, got {dt!r}")
     shape = tuple(input_shape)
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, Encoder):  # names a wrong channel count or image size up front
+        encoder(torch.zeros((1,) + shape))
+    builder = _Builder(float(dt))
     builder.nodes["input"] = nir.Input(input_type={"input": np.array(shape)})
     with torch.no_grad():
         value, shape = builder.emit(model, "", ["input"], shape)
     if value == ["input"]:
-        raise ValueError("the model has no layers to export")
+        raise InputError("the model has no layers to export")
     builder.nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     builder.edges += [(src, "output") for src in value]
     return nir.NIRGraph(nodes=builder.nodes, edges=builder.edges,

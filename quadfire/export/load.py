@@ -10,16 +10,17 @@ from torch import nn
 
 from ..layers import TimeFold
 from .nodes import NIRNeuronStep, nir_to_neuron
+from ..errors import DataNotFoundError, InputError, InputTypeError
 
 
 def _read(graph) -> nir.NIRGraph:
     if isinstance(graph, (str, Path)):
         if not Path(graph).is_file():
-            raise FileNotFoundError(f"no NIR file at {str(graph)!r}")
+            raise DataNotFoundError(f"no NIR file at {str(graph)!r}")
         return nir.read(graph)
     if not isinstance(graph, nir.NIRGraph):
-        raise TypeError(f"expected a nir.NIRGraph or a path to a .nir file, "
-                        f"got {type(graph).__name__}")
+        raise InputTypeError(f"expected a nir.NIRGraph or a path to a .nir file, "
+                             f"got {type(graph).__name__}")
     return graph
 
 
@@ -82,8 +83,8 @@ def from_nir(graph, dt: float | None = None) -> nn.Sequential:
         elif type(node) in mapping or type(node) in DEFAULT_MAP:
             layers.append(TimeFold((mapping.get(type(node)) or DEFAULT_MAP[type(node)])(node)))
         else:
-            raise TypeError(f"NIR node {name!r} of type {type(node).__name__} has no "
-                            f"quadfire layer")
+            raise InputTypeError(f"NIR node {name!r} of type {type(node).__name__} has no "
+                                 f"quadfire layer")
     return nn.Sequential(*layers)
 
 
@@ -92,17 +93,17 @@ def _chain_order(graph: nir.NIRGraph) -> list[str]:
     nxt: dict[str, str] = {}
     for a, b in graph.edges:
         if a in nxt:
-            raise ValueError(f"from_nir imports chains only; node {a!r} has several successors")
+            raise InputError(f"from_nir imports chains only; node {a!r} has several successors")
         nxt[a] = b
     starts = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(starts) != 1:
-        raise ValueError(f"from_nir needs exactly one Input node, found {len(starts)}")
+        raise InputError(f"from_nir needs exactly one Input node, found {len(starts)}")
     order, cur = [], nxt.get(starts[0])
     while cur is not None and not isinstance(graph.nodes[cur], nir.Output):
         order.append(cur)
         cur = nxt.get(cur)
     if cur is None:
-        raise ValueError("the NIR graph's chain never reaches an Output node")
+        raise InputError("the NIR graph's chain never reaches an Output node")
     return order
 
 

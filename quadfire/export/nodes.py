@@ -27,6 +27,7 @@ from torch import nn
 from ..functional import LIFParams, QIFParams, Window, lif_step, qif_step
 from ..neurons import IF, LIF, QIF
 from ..neurons.base import MultiStepNeuron
+from ..errors import InputError, InputTypeError, ParameterError
 
 EXTENSION_KEY = "quadfire_node"
 EXTENSION_VERSION = 1
@@ -57,10 +58,10 @@ def _window_meta(w: Window) -> dict:
 def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = 1.0) -> nir.NIRNode:
     """The NIR node of `neuron` for one sample's step shape `shape` (e.g. (C, H, W))."""
     if not dt > 0:
-        raise ValueError(f"dt must be > 0, got {dt!r}")
+        raise ParameterError(f"dt must be > 0, got {dt!r}")
     p = neuron.params(len(shape) + 1)
     if p.soft:
-        raise ValueError(f"{type(neuron).__name__} uses a soft reset (U -= v_th), which NIR "
+        raise InputError(f"{type(neuron).__name__} uses a soft reset (U -= v_th), which NIR "
                          f"cannot express: NIR neurons reset to v_reset. Export a hard-reset "
                          f"network (reset='hard').")
     arr = lambda v: _array(v, shape)  # noqa: E731
@@ -79,7 +80,7 @@ def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = 1
     if np.all(k == 0):
         return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, v_reset=v_reset, metadata=meta)
     if np.any(k <= 0):
-        raise ValueError("a LIF layer mixing k = 0 and k > 0 has no single NIR node type")
+        raise InputError("a LIF layer mixing k = 0 and k > 0 has no single NIR node type")
     tau_q = getattr(neuron, "tau", None) if isinstance(p.k, float) else None
     # tau_q straight from the module keeps k = dt/tau bit-identical to quadfire's 1/tau_q.
     tau = np.full(shape, tau_q * dt) if tau_q is not None else dt / k
@@ -90,7 +91,7 @@ def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = 1
 def _uniform(a: np.ndarray, what: str) -> float:
     a = np.asarray(a, dtype=np.float64)
     if a.size == 0 or not np.all(a == a.flat[0]):
-        raise ValueError(f"importing into a quadfire neuron needs a uniform {what}; this node has "
+        raise InputError(f"importing into a quadfire neuron needs a uniform {what}; this node has "
                          f"per-neuron values (load it with `load_nirtorch` instead)")
     return float(a.flat[0])
 
@@ -126,20 +127,20 @@ def nir_to_neuron(node: nir.NIRNode, dt: float = 1.0) -> MultiStepNeuron:
     if isinstance(node, nir.IF):
         gain = _uniform(node.r, "r") * dt
         if not math.isclose(gain, 1.0, rel_tol=1e-12):
-            raise ValueError(f"quadfire IF adds its input unscaled (r dt = 1); this node has "
+            raise InputError(f"quadfire IF adds its input unscaled (r dt = 1); this node has "
                              f"r dt = {gain!r} (dt={dt!r}). Pass the dt the graph was made for.")
         return IF(_uniform(node.v_threshold, "v_threshold"), "hard",
                   _uniform(node.v_reset, "v_reset"), **kw)
     if isinstance(node, nir.LIF):
         tau, r = _uniform(node.tau, "tau"), _uniform(node.r, "r")
         if not math.isclose(r * dt / tau, 1.0, rel_tol=1e-12):
-            raise ValueError(f"quadfire LIF adds its input unscaled (r dt / tau = 1); this node "
+            raise InputError(f"quadfire LIF adds its input unscaled (r dt / tau = 1); this node "
                              f"has r dt / tau = {r * dt / tau!r}. Pass the dt the graph was "
                              f"made for.")
         return LIF(tau / dt, _uniform(node.v_threshold, "v_threshold"), "hard",
                    _uniform(node.v_reset, "v_reset"), _uniform(node.v_leak, "v_leak"), **kw)
-    raise TypeError(f"no quadfire neuron for NIR node {type(node).__name__}; expected LIF, IF "
-                    f"or the QIF extension")
+    raise InputTypeError(f"no quadfire neuron for NIR node {type(node).__name__}; expected LIF, IF "
+                         f"or the QIF extension")
 
 
 class NIRNeuronStep(nn.Module):
@@ -164,7 +165,8 @@ class NIRNeuronStep(nn.Module):
         elif self.kind == "IF":
             fields.update(k=np.zeros_like(np.asarray(node.r, dtype=np.float64)), v_rest=0.0)
         else:
-            raise TypeError(f"NIRNeuronStep takes LIF, IF or the QIF extension, got {self.kind}")
+            raise InputTypeError(f"NIRNeuronStep takes LIF, IF or the QIF extension, "
+                                 f"got {self.kind}")
         self.floats: dict[str, float] = {}
         for name, v in fields.items():
             v = np.asarray(v, dtype=np.float64)

@@ -48,9 +48,14 @@ class Window:
             # come from qif_window on validated parameters, so eager checking is enough
             ok = torch.compiler.is_compiling() or bool((w > 0).all())
         else:
-            ok = w == w and w > 0
+            ok = isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) \
+                and w > 0
         if not ok:
-            raise ParameterError(f"surrogate width must be > 0, got {w!r}")
+            raise ParameterError(f"surrogate width must be a finite number > 0, got {w!r}")
+        o = self.offset
+        if not isinstance(o, torch.Tensor) and (isinstance(o, bool) or not isinstance(
+                o, (int, float)) or not math.isfinite(o)):
+            raise ParameterError(f"surrogate offset must be a finite number, got {o!r}")
 
     @property
     def code(self) -> int:

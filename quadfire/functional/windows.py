@@ -35,7 +35,8 @@ def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
         return Window(shape, v_th - u2, -(v_th - u2) / 2)
     if rule == "noise":
         s = v_th if sigma is None else sigma
-        if not isinstance(s, torch.Tensor) and not s > 0:
+        if not isinstance(s, torch.Tensor) and (isinstance(s, bool) or not isinstance(
+                s, (int, float)) or not s > 0):
             raise ParameterError(f"the noise window needs sigma > 0, got sigma={sigma!r}")
         slope = qif_slope(v_th, QIFParams(a, u1, u2))
         return Window(shape, math.sqrt(2 * math.pi) * s / slope, 0.0)
@@ -47,6 +48,9 @@ def parse_surrogate(spec: Union[str, Window], width: float) -> tuple[str | None,
     """Split a user's surrogate spec into (QIF rule, fixed window); exactly one is not None."""
     if isinstance(spec, Window):
         return None, spec
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0 \
+            or not math.isfinite(width):
+        raise ParameterError(f"surrogate_width must be a finite number > 0, got {width!r}")
     if spec in QIF_RULES:
         return spec, None
     if spec in SHAPES:

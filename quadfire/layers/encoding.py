@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InputError, InputTypeError, ParameterError
+
 
 class Encoder(nn.Module):
     """Static ``[N, C, H, W]`` -> ``[T, N, C, H, W]`` (repeated T times, the first conv sees
@@ -15,33 +17,47 @@ class Encoder(nn.Module):
     Args:
         T: number of time steps for static inputs (>= 1).
         in_channels: the channel count C the model expects (checked, for a clear error).
+        image_size: the side H = W the model's layers were sized for, or None when any size
+            works (checked, so a wrong size is named here and not inside a matmul).
         spatial_dims: 2 for images (H, W), 0 for feature vectors.
     """
 
-    def __init__(self, T: int, in_channels: int, spatial_dims: int = 2):
+    def __init__(self, T: int, in_channels: int, image_size: int | None = None,
+                 spatial_dims: int = 2):
         super().__init__()
-        if not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ParameterError(f"T must be a positive int, got {T!r}")
         if spatial_dims not in (0, 2):
-            raise ValueError(f"spatial_dims must be 2 (images) or 0 (vectors), "
-                             f"got {spatial_dims!r}")
-        self.T, self.in_channels, self.spatial_dims = T, in_channels, spatial_dims
+            raise ParameterError(f"spatial_dims must be 2 (images) or 0 (vectors), "
+                                 f"got {spatial_dims!r}")
+        if spatial_dims == 0 and image_size is not None:
+            raise ParameterError("image_size applies to images (spatial_dims=2), not vectors")
+        self.T, self.in_channels = T, in_channels
+        self.image_size, self.spatial_dims = image_size, spatial_dims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
-            raise TypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
+            raise InputTypeError(f"model input must be a torch.Tensor, got {type(x).__name__}")
         static, channel_axis = 2 + self.spatial_dims, -1 - self.spatial_dims
         if x.dim() not in (static, static + 1) or x.shape[channel_axis] != self.in_channels:
             c = self.in_channels
             expected = (f"images [N, {c}, H, W] or event frames [T, N, {c}, H, W]"
                         if self.spatial_dims else f"vectors [N, {c}] or sequences [T, N, {c}]")
-            raise ValueError(f"model input must be {expected}, got shape {tuple(x.shape)}")
+            raise InputError(f"model input must be {expected}, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
-            raise TypeError(f"model input must be floating point, got {x.dtype}")
+            raise InputTypeError(f"model input must be floating point, got {x.dtype}")
+        size = self.image_size
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            raise InputError(f"this model was built for {size}x{size} inputs (image_size={size}), "
+                             f"got {x.shape[-2]}x{x.shape[-1]} (input shape {tuple(x.shape)})")
         if x.dim() == static + 1:
+            if x.shape[0] == 0:
+                raise InputError(f"time-major input [T', N, ...] needs at least one step, got "
+                                 f"shape {tuple(x.shape)}")
             return x
         return x.unsqueeze(0).expand(self.T, *x.shape).contiguous()
 
     def extra_repr(self) -> str:
-        extra = "" if self.spatial_dims == 2 else f", spatial_dims={self.spatial_dims}"
-        return f"T={self.T}, in_channels={self.in_channels}{extra}"
+        size = "" if self.image_size is None else f", image_size={self.image_size}"
+        dims = "" if self.spatial_dims == 2 else f", spatial_dims={self.spatial_dims}"
+        return f"T={self.T}, in_channels={self.in_channels}{size}{dims}"

@@ -20,6 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..functional import check_time_major
 from .time import TimeFold, fold_time, unfold_time
+from ..errors import InputError, ParameterError
 
 
 class TdBN(_BatchNorm):
@@ -35,9 +36,9 @@ class TdBN(_BatchNorm):
     def __init__(self, num_features: int, alpha: float = 1.0, v_th: float = 1.0,
                  eps: float = 1e-5, momentum: float = 0.1):
         if not (isinstance(num_features, int) and num_features > 0):
-            raise ValueError(f"TdBN num_features must be a positive int, got {num_features!r}")
+            raise ParameterError(f"TdBN num_features must be a positive int, got {num_features!r}")
         if not (alpha > 0 and v_th > 0):
-            raise ValueError(f"TdBN needs alpha > 0 and v_th > 0, got alpha={alpha!r}, v_th={v_th!r}")
+            raise ParameterError(f"TdBN needs alpha > 0 and v_th > 0, got alpha={alpha!r}, v_th={v_th!r}")
         super().__init__(num_features, eps, momentum, affine=True, track_running_stats=True)
         self.alpha, self.v_th = float(alpha), float(v_th)
 
@@ -49,7 +50,7 @@ class TdBN(_BatchNorm):
     def _check_input_dim(self, x: torch.Tensor) -> None:
         check_time_major(x, 3, "TdBN")
         if x.shape[2] != self.num_features:
-            raise ValueError(f"TdBN({self.num_features}) expects input [T, N, {self.num_features}, ...], "
+            raise InputError(f"TdBN({self.num_features}) expects input [T, N, {self.num_features}, ...], "
                              f"got shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +86,7 @@ class ConvBN(nn.Sequential):
                  encoding: bool = False):
         out = getattr(layer, "out_channels", getattr(layer, "out_features", None))
         if out != bn.num_features:
-            raise ValueError(f"ConvBN: layer has {out} outputs but TdBN has {bn.num_features} channels")
+            raise ParameterError(f"ConvBN: layer has {out} outputs but TdBN has {bn.num_features} channels")
         super().__init__()
         self.add_module("conv", TimeFold(layer, spike_input and not encoding, encoding))
         self.add_module("bn", bn)

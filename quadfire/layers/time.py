@@ -11,6 +11,7 @@ from torch import nn
 
 from ..functional import check_time_major
 from .spikes import saved_as_uint8
+from ..errors import InputError, ParameterError
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:
@@ -19,7 +20,9 @@ def fold_time(x: torch.Tensor) -> torch.Tensor:
 
 
 def unfold_time(y: torch.Tensor, T: int) -> torch.Tensor:
-    """[T*N, ...] -> [T, N, ...]."""
+    """[T*N, ...] -> [T, N, ...] (T >= 1: with no time step the batch size is unknown)."""
+    if T < 1:
+        raise InputError(f"a time-major tensor needs at least one time step, got T={T}")
     return y.unflatten(0, (T, y.shape[0] // T))
 
 
@@ -37,12 +40,15 @@ class TimeFold(nn.Module):
     def __init__(self, module: nn.Module, spike_input: bool = False, encoding: bool = False):
         super().__init__()
         if spike_input and encoding:
-            raise ValueError("an encoding layer sees the analogue input, not spikes: "
-                             "spike_input and encoding cannot both be True")
+            raise ParameterError("an encoding layer sees the analogue input, not spikes: "
+                                 "spike_input and encoding cannot both be True")
         self.module, self.spike_input, self.encoding = module, spike_input, encoding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_time_major(x, 3, f"TimeFold({type(self.module).__name__})")
+        if x.shape[0] == 0:
+            raise InputError(f"TimeFold({type(self.module).__name__}) input [T, N, ...] needs "
+                             f"T >= 1, got shape {tuple(x.shape)}")
         folded = fold_time(x)
         if not self.spike_input:
             return unfold_time(self.module(folded), x.shape[0])

@@ -2,7 +2,8 @@
 num_classes=...)`; `list_models()` names them all. Importing this package registers them."""
 from . import convnet, mlp, resnet19, resnet_imagenet, vggsnn  # noqa: F401  (register)
 from .common import SpikingNet
-from .registry import create_model, input_kwargs, list_models, load_state, load_weights, register_model
+from .registry import (check_model, create_model, input_kwargs, list_models, load_state, load_weights,
+                       register_model)
 
-__all__ = ["create_model", "list_models", "register_model", "input_kwargs", "load_weights",
+__all__ = ["check_model", "create_model", "list_models", "register_model", "input_kwargs", "load_weights",
            "load_state", "SpikingNet"]

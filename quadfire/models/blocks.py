@@ -19,6 +19,7 @@ from torch import nn
 
 from ..layers import conv_bn
 from ..neurons import NeuronSpec
+from ..errors import ParameterError
 
 RESIDUAL_ALPHA = 1 / math.sqrt(2)
 
@@ -88,6 +89,6 @@ def make_stage(block: type[nn.Module], cin: int, cout: int, depth: int, stride: 
                spec: NeuronSpec) -> nn.Sequential:
     """`depth` blocks; the first maps cin -> cout with `stride`, the rest keep the shape."""
     if depth < 1:
-        raise ValueError(f"a stage needs depth >= 1, got {depth!r}")
+        raise ParameterError(f"a stage needs depth >= 1, got {depth!r}")
     return nn.Sequential(block(cin, cout, stride, spec),
                          *(block(cout, cout, 1, spec) for _ in range(depth - 1)))

@@ -7,6 +7,7 @@ from ..layers import ConvBN, Encoder, TdBN, TimeFold, conv_bn
 from ..neurons import NeuronSpec
 from .common import SpikingNet
 from .registry import register_model
+from ..errors import ConfigError
 
 
 @register_model
@@ -16,7 +17,7 @@ def convnet(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dict
     """conv3x3 in->w, tdBN, spike; conv3x3 w->2w, tdBN, spike; avg-pool 2; flatten;
     linear->hidden, tdBN, spike; linear->classes. Input ``image_size`` x ``image_size`` (even)."""
     if image_size < 2 or image_size % 2:
-        raise ValueError(f"convnet needs an even image_size >= 2, got {image_size!r}")
+        raise ConfigError(f"convnet needs an even image_size >= 2, got {image_size!r}")
     spec = NeuronSpec(neuron, neuron_kwargs)
     w2 = 2 * width
     body = nn.Sequential(
@@ -29,4 +30,4 @@ def convnet(neuron="qif", T: int = 4, num_classes: int = 10, neuron_kwargs: dict
         spec.make(hidden),
         TimeFold(nn.Linear(hidden, num_classes), spike_input=True),
     )
-    return SpikingNet(Encoder(T, in_channels), body, num_classes)
+    return SpikingNet(Encoder(T, in_channels, image_size), body, num_classes)

@@ -3,6 +3,7 @@ can build it by name and the test suite walks `list_models()`."""
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 import torch
@@ -41,19 +42,67 @@ def input_kwargs(name: str, step_shape: tuple[int, ...]) -> dict:
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
-    if name not in _MODELS:
+    if not isinstance(name, str) or name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; expected one of {list_models()}")
     return _MODELS[name]
 
 
+COMMON = ("neuron", "T", "num_classes", "neuron_kwargs")
+
+
+def options_of(target: Callable, *fixed: str):
+    """Decorator for a family builder ``fn(**kw)`` that passes its options on to `target`
+    with the arguments `fixed` already chosen: `fn` takes `target`'s other options, so they
+    are checked by name and type like any builder's."""
+    sig = inspect.signature(target, eval_str=True)
+
+    def decorate(fn: Callable) -> Callable:
+        fn.__signature__ = sig.replace(
+            parameters=[p for p in sig.parameters.values() if p.name not in fixed])
+        return fn
+    return decorate
+
+
+def _type_ok(value, annotation) -> bool:
+    """Whether `value` fits a builder option's annotation (int, float, bool, str; other
+    annotations are not checked)."""
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    return True
+
+
 def _check_options(name: str, builder: Callable, kw: dict) -> None:
-    params = inspect.signature(builder).parameters
+    """Builder options must exist and have the annotated type; int options are sizes or
+    counts (channels, widths, image sides), so they must be >= 1."""
+    params = inspect.signature(builder, eval_str=True).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return  # a family builder (e.g. spiking_resnet18) passes options on; its target checks
-    unknown = sorted(set(kw) - set(params))
+        return  # a builder that takes any option; it checks them itself
+    own = [n for n in params if n not in COMMON]
+    unknown = sorted(set(kw) - set(own), key=str)
     if unknown:
-        own = [n for n in params if n not in ("neuron", "T", "num_classes", "neuron_kwargs")]
         raise ConfigError(f"unknown model_kwargs {unknown} for model {name!r}; valid: {own}")
+    for key, value in kw.items():
+        annotation = params[key].annotation
+        if not _type_ok(value, annotation):
+            raise ConfigError(f"model_kwargs.{key} for model {name!r} must be "
+                              f"{getattr(annotation, '__name__', annotation)}, got {value!r}")
+        if annotation is int and value < 1:
+            raise ConfigError(f"model_kwargs.{key} for model {name!r} must be >= 1, got {value!r}")
+
+
+def check_model(name: str, model_kwargs: dict | None = None) -> None:
+    """Raise ConfigError for an unknown model or unknown / ill-typed options, without
+    building anything (what a config checks when it is loaded)."""
+    if not isinstance(model_kwargs, dict):
+        raise ConfigError(f"model_kwargs must be a dict, got {model_kwargs!r}")
+    _check_options(name, _builder(name), model_kwargs)
 
 
 def load_weights(model: nn.Module, path, strict: bool = True) -> nn.Module:

@@ -9,7 +9,8 @@ from ..layers import Encoder, TimeFold, conv_bn
 from .blocks import BLOCKS, make_stage
 from ..neurons import NeuronSpec
 from .common import SpikingNet
-from .registry import register_model
+from .registry import options_of, register_model
+from ..errors import ConfigError
 
 DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
@@ -21,8 +22,8 @@ def imagenet_resnet(block: str, depth: int, neuron="qif", T: int = 4, num_classe
     "sew") BasicBlocks at widths 64..512 (strides 1, 2, 2, 2); global average pool; FC.
     Accepts any input >= 32x32 (adaptive pooling); 224x224 is the ImageNet setting."""
     if block not in BLOCKS or depth not in DEPTHS:
-        raise ValueError(f"block must be one of {sorted(BLOCKS)} and depth one of {sorted(DEPTHS)}, "
-                         f"got block={block!r}, depth={depth!r}")
+        raise ConfigError(f"block must be one of {sorted(BLOCKS)} and depth one of {sorted(DEPTHS)}, "
+                          f"got block={block!r}, depth={depth!r}")
     spec = NeuronSpec(neuron, neuron_kwargs)
     cls, stages, cin = BLOCKS[block], OrderedDict(), WIDTHS[0]
     for i, (width, n) in enumerate(zip(WIDTHS, DEPTHS[depth])):
@@ -40,24 +41,28 @@ def imagenet_resnet(block: str, depth: int, neuron="qif", T: int = 4, num_classe
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def spiking_resnet18(**kw) -> SpikingNet:
     """Spiking ResNet-18 (neuron after the residual sum). See `imagenet_resnet`."""
     return imagenet_resnet("spiking", 18, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def spiking_resnet34(**kw) -> SpikingNet:
     """Spiking ResNet-34 (neuron after the residual sum). See `imagenet_resnet`."""
     return imagenet_resnet("spiking", 34, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def sew_resnet18(**kw) -> SpikingNet:
     """SEW ResNet-18 (ADD connection). See `imagenet_resnet`."""
     return imagenet_resnet("sew", 18, **kw)
 
 
 @register_model
+@options_of(imagenet_resnet, "block", "depth")
 def sew_resnet34(**kw) -> SpikingNet:
     """SEW ResNet-34 (ADD connection). See `imagenet_resnet`."""
     return imagenet_resnet("sew", 34, **kw)

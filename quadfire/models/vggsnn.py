@@ -7,6 +7,7 @@ from ..layers import Encoder, TimeFold, conv_bn
 from ..neurons import NeuronSpec
 from .common import SpikingNet
 from .registry import register_model
+from ..errors import ConfigError
 
 # Channel plan; "P" is a 2x2 average pool.
 PLAN = (64, 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P")
@@ -18,8 +19,8 @@ def vggsnn(neuron="qif", T: int = 10, num_classes: int = 10, neuron_kwargs: dict
     """conv3x3 + tdBN + spike per number in PLAN, 2x2 average pools at "P", then one linear
     classifier on the 512 x (image_size/16)^2 features. image_size must be a multiple of 16."""
     if image_size < 16 or image_size % 16:
-        raise ValueError(f"vggsnn needs image_size a positive multiple of 16 (4 pools), "
-                         f"got {image_size!r}")
+        raise ConfigError(f"vggsnn needs image_size a positive multiple of 16 (4 pools), "
+                          f"got {image_size!r}")
     spec = NeuronSpec(neuron, neuron_kwargs)
     layers, c, after_neuron = [], in_channels, False
     for item in PLAN:
@@ -34,4 +35,5 @@ def vggsnn(neuron="qif", T: int = 10, num_classes: int = 10, neuron_kwargs: dict
         after_neuron = item != "P"
     side = image_size // 16
     layers += [TimeFold(nn.Flatten()), TimeFold(nn.Linear(c * side * side, num_classes))]
-    return SpikingNet(Encoder(T, in_channels), nn.Sequential(*layers), num_classes)
+    return SpikingNet(Encoder(T, in_channels, image_size), nn.Sequential(*layers),
+                      num_classes)

@@ -50,7 +50,7 @@ class PLIF(LIF):
     which keeps it in (0, 1) after any optimizer step. `tau` is the initial value (> 1)."""
 
     def __init__(self, tau: float = 2.0, learnable="scalar", channels: int | None = None, **kw):
-        if not tau > 1:
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 1:
             raise ParameterError(f"PLIF needs an initial tau > 1 (leak in (0, 1)); got tau={tau!r}")
         super().__init__(tau=tau, **kw)
         self.learnable = check_learnable(learnable, channels) or "scalar"

@@ -7,13 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ParameterError
 from ..functional import (QIFParams, parse_surrogate, qif_default_floor, qif_step, qif_window,
                           validate_qif)
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
 
 # Keeps the reparameterized values strictly inside their intervals in float32, where a
-# sigmoid saturates to exactly 1 for arguments above ~17.
+# sigmoid saturates to exactly 1 for arguments above ~17. A parameter set closer than _EPS to
+# an edge gets a margin of half its distance instead, so every valid set can be represented
+# exactly; below _MIN_MARGIN float32 can no longer keep the value off the edge.
 _EPS = 1e-3
+_MIN_MARGIN = 1e-6
 
 
 def _logit(p: float) -> float:
@@ -22,6 +26,20 @@ def _logit(p: float) -> float:
 
 def _inv_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
+
+
+def _margins(frac: float) -> tuple[float, float]:
+    """(low, high) margins for a fraction in (0, 1): _EPS, or half the distance to the edge."""
+    return min(_EPS, frac / 2), min(_EPS, (1 - frac) / 2)
+
+
+def _squash(raw, low: float, high: float):
+    """sigmoid(raw) mapped into (low, 1 - high)."""
+    return low + (1 - low - high) * torch.sigmoid(raw)
+
+
+def _unsquash(frac: float, low: float, high: float) -> float:
+    return _logit((frac - low) / (1 - low - high))
 
 
 class QIF(MultiStepNeuron):
@@ -39,6 +57,9 @@ class QIF(MultiStepNeuron):
         learnable: False, "scalar" or "channel" (then `channels` is required): a, u1, u2 are
             trained through a reparameterization that keeps a > 0, u1 < u2 < v_th and
             a (u2 - u1) < 2 after any optimizer step; v_th stays fixed (tdBN scales to it).
+            The initial values are represented exactly; the margins that keep them inside
+            their intervals in float32 are _EPS, or half the distance to an edge when the
+            initial value lies closer.
     """
 
     def __init__(self, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
@@ -50,31 +71,54 @@ class QIF(MultiStepNeuron):
         self.learnable = check_learnable(learnable, channels)
         self.channels = channels if self.learnable == "channel" else None
         self.rule, self.fixed_window = parse_surrogate(surrogate, surrogate_width)
+        if sigma is not None and (isinstance(sigma, bool) or not isinstance(sigma, (int, float))
+                                  or not math.isfinite(sigma) or sigma <= 0):
+            raise ParameterError(f"QIF sigma (the tdBN input scale of the noise window) must be "
+                                 f"a finite number > 0 or None, got {sigma!r}")
         self.sigma = sigma
         self.v_reset_given = v_reset
         validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, v_min)
         self.v_min_mode = v_min
         self.v_th = float(v_th)
         if self.learnable:
-            shape = (channels,) if self.learnable == "channel" else ()
-            d = u2 - u1
-            init = {"raw_gap": _inv_softplus(max(v_th - u1 - _EPS, _EPS)),
-                    "raw_d": _logit((d / (v_th - u1) - _EPS) / (1 - 2 * _EPS)),
-                    "raw_a": _logit((a * d / 2 - _EPS) / (1 - 2 * _EPS))}
-            for name, val in init.items():
-                self.register_parameter(name, nn.Parameter(torch.full(shape, val)))
+            self._init_learnable(a, u1, u2, v_th, (channels,) if self.learnable == "channel" else ())
         else:
             self.a, self.u1, self.u2 = float(a), float(u1), float(u2)
+
+    def _init_learnable(self, a: float, u1: float, u2: float, v_th: float, shape) -> None:
+        """Raw parameters that `values` maps back to (a, u1, u2), with the margins (module
+        constants) chosen so the initial values lie inside them."""
+        gap, d = v_th - u1, u2 - u1
+        ratio, half_ad = d / gap, a * d / 2
+        self._gap_margin = min(_EPS, gap / 2)
+        self._d_margins, self._a_margins = _margins(ratio), _margins(half_ad)
+        if min(self._d_margins[1], self._a_margins[1]) < _MIN_MARGIN:
+            raise ParameterError(
+                f"learnable QIF needs u2 - u1 < {1 - 2 * _MIN_MARGIN:g} (v_th - u1) and "
+                f"a*(u2 - u1) < {2 - 4 * _MIN_MARGIN:g}, so that float32 keeps them inside their "
+                f"limits; got u2={u2!r}, v_th={v_th!r}, a*(u2 - u1)={2 * half_ad:g} (use "
+                f"learnable=False for parameters this close to a limit)")
+        init = {"raw_gap": _inv_softplus(gap - self._gap_margin),
+                "raw_d": _unsquash(ratio, *self._d_margins),
+                "raw_a": _unsquash(half_ad, *self._a_margins)}
+        for name, val in init.items():
+            self.register_parameter(name, nn.Parameter(torch.full(shape, val)))
+        got = [float(v.detach().flatten()[0]) for v in self.values()]
+        if not all(g > 0 for g in (got[0], got[2] - got[1], v_th - got[2])) or \
+                not math.isfinite(got[0]):
+            raise ParameterError(f"learnable QIF cannot represent a={a!r}, u1={u1!r}, u2={u2!r} "
+                                 f"in float32 (it would hold a={got[0]:g}, u1={got[1]:g}, "
+                                 f"u2={got[2]:g}); use learnable=False")
 
     def values(self):
         """Current (a, u1, u2) as floats (fixed) or tensors (learnable)."""
         if not self.learnable:
             return self.a, self.u1, self.u2
-        # v_th - u1 >= _EPS even when softplus underflows to 0 for very negative raw values
-        gap = _EPS + F.softplus(self.raw_gap)
+        # v_th - u1 >= the margin even when softplus underflows to 0 for very negative raw values
+        gap = self._gap_margin + F.softplus(self.raw_gap)
         u1 = self.v_th - gap
-        u2 = u1 + (_EPS + (1 - 2 * _EPS) * torch.sigmoid(self.raw_d)) * gap
-        a = (2 / (u2 - u1)) * (_EPS + (1 - 2 * _EPS) * torch.sigmoid(self.raw_a))
+        u2 = u1 + _squash(self.raw_d, *self._d_margins) * gap
+        a = (2 / (u2 - u1)) * _squash(self.raw_a, *self._a_margins)
         return a, u1, u2
 
     def params(self, ndim_step: int = 2) -> QIFParams:

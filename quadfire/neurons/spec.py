@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from typing import Callable, Union
 
 from torch import nn
@@ -26,10 +27,17 @@ def _check_kwargs(cls: type, kwargs: dict) -> None:
     if cls is PLIF:  # PLIF passes the rest of LIF's arguments through **kw
         valid += [n for n in inspect.signature(LIF.__init__).parameters
                   if n not in ("self", "tau") and n not in valid]
-    unknown = sorted(set(kwargs) - set(valid) - {"channels"})
+    unknown = sorted(set(kwargs) - set(valid) - {"channels"}, key=str)
     if unknown:
         raise ConfigError(f"unknown neuron_kwargs {unknown} for {cls.__name__}; valid: "
                           f"{', '.join(v for v in valid if v != 'channels')}")
+
+
+def _threshold(v_th) -> float:
+    """The ``v_th`` keyword argument as a float (tdBN scales to it), checked before use."""
+    if isinstance(v_th, bool) or not isinstance(v_th, (int, float)) or not math.isfinite(v_th):
+        raise ParameterError(f"neuron parameter v_th must be a finite number, got {v_th!r}")
+    return float(v_th)
 
 
 class NeuronSpec:
@@ -45,8 +53,11 @@ class NeuronSpec:
 
     def __init__(self, neuron: Union[str, Callable[[int], nn.Module], MultiStepNeuron] = "qif",
                  neuron_kwargs: dict | None = None):
+        if neuron_kwargs is not None and not isinstance(neuron_kwargs, dict):
+            raise ConfigError(f"neuron_kwargs must be a dict of keyword arguments, got "
+                              f"{neuron_kwargs!r}")
         kwargs = dict(neuron_kwargs or {})
-        self.v_th = float(kwargs.get("v_th", 1.0))
+        self.v_th = _threshold(kwargs.get("v_th", 1.0))
         if isinstance(neuron, MultiStepNeuron):
             if kwargs:
                 raise ConfigError(f"neuron_kwargs {sorted(kwargs)} cannot be applied to a neuron "

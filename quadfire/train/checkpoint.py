@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from .stop import signals_deferred
 
 FORMAT = "quadfire-checkpoint-v1"
 REQUIRED = ("format", "model", "optimizer", "epoch", "rng")
@@ -42,25 +43,48 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(state: dict, path: str | Path) -> Path:
-    """Write `state` to `path` atomically (temp file in the same directory, then rename)."""
+    """Write `state` to `path` atomically (temp file in the same directory, then rename).
+
+    SIGINT, SIGTERM and SIGCHLD (a DataLoader worker dying) are held back until the file is
+    renamed into place (`stop.signals_deferred`), so a signal can neither abort the write
+    half-way nor leave the run without a checkpoint; the previous file stays until then."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with signals_deferred():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save({"format": FORMAT, **state}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a crash right after it keeps the new file)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # e.g. Windows, where directories cannot be opened
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:
     """Read a checkpoint written by `save`; any defect is a `CheckpointError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; expected a checkpoint file such as "
+                              f"{path / 'last.pt'}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:

@@ -2,17 +2,28 @@
 ``--set key=value`` and saved as ``config.yaml`` in every run directory."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import torch
+
 from ..data import DataConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, QuadfireError
+from ..models import check_model
+from ..neurons import NeuronSpec
 from .losses import LOSSES
 from .optim import OPTIMIZERS
 from .typed_yaml import from_dict, merge, parse_overrides, read_yaml
 
 AMP = ("none", "bf16", "fp16")
+NONFINITE = ("stop", "skip")
+MAX_T = 10_000          # time steps; far beyond any recipe, small enough to catch a typo
+MAX_EPOCHS = 1_000_000
+SEED_LIMIT = 2**32      # numpy's global seed is 32-bit
+FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",
+          "tet_lambda", "tet_phi", "grad_clip")
 
 
 @dataclass
@@ -53,16 +64,32 @@ class TrainConfig:
     paper_accuracy: Optional[float] = None
     paper_reference: str = ""
     measure_batches: int = 0            # test batches for the firing-rate report; 0: all
+    # A step with a non-finite loss, gradient or BN statistic: "stop" the run with an error
+    # (weights and last.pt stay as they were) or "skip" the batch and go on.
+    nonfinite: str = "stop"
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
+        for name in FLOATS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        paper = self.paper_accuracy
         checks = [
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}"),
             (self.amp in AMP, f"amp must be one of {AMP}, got {self.amp!r}"),
-            (self.T >= 1, f"T must be >= 1, got {self.T}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.nonfinite in NONFINITE,
+             f"nonfinite must be one of {NONFINITE}, got {self.nonfinite!r}"),
+            (1 <= self.T <= MAX_T, f"T must be in 1..{MAX_T}, got {self.T}"),
+            (1 <= self.epochs <= MAX_EPOCHS, f"epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}"),
+            (0 <= self.seed < SEED_LIMIT, f"seed must be in 0..{SEED_LIMIT - 1}, got {self.seed}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (0 <= self.tet_lambda <= 1, f"tet_lambda must be in [0, 1], got {self.tet_lambda}"),
+            (paper is None or (math.isfinite(paper) and 0 <= paper <= 100),
+             f"paper_accuracy must be a percentage in [0, 100] or null, got {paper}"),
             (0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr={self.lr}], got {self.min_lr}"),
             (0 <= self.warmup_epochs < self.epochs,
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"),
@@ -74,6 +101,23 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        _check_device(self.device)
+        for name in ("out_dir", "name"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must not be empty")
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """The model, its options and the neuron's keyword arguments, checked without
+        building the network, so a typo fails when the config is read."""
+        check_model(self.model, self.model_kwargs)
+        try:
+            NeuronSpec(self.neuron, self.neuron_kwargs)
+        except ConfigError:
+            raise
+        except QuadfireError as e:
+            raise ConfigError(f"neuron_kwargs {self.neuron_kwargs} for neuron "
+                              f"{self.neuron!r}: {e}") from None
 
     @property
     def run_id(self) -> str:
@@ -82,6 +126,18 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return Path(self.out_dir) / self.run_id
+
+
+def _check_device(spec: str) -> None:
+    """"auto" or a torch device string; whether CUDA is present is checked when a run starts
+    (a config written on a GPU machine must still load elsewhere)."""
+    if spec == "auto":
+        return
+    try:
+        torch.device(spec)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"device must be 'auto' or a torch device such as 'cpu', 'cuda' or "
+                          f"'cuda:1', got {spec!r}") from None
 
 
 def _legacy(data: dict) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from None
+        raise ConfigError(f"environment variable {name} must be an integer, "
+                          f"got {value!r}") from None
 
 
 def pick_device(spec: str, local_rank: int) -> torch.device:
@@ -43,7 +45,7 @@ def pick_device(spec: str, local_rank: int) -> torch.device:
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+        raise ConfigError(f"device {spec!r} requested but CUDA is not available")
     return device
 
 
@@ -73,3 +75,12 @@ def all_sum(values: list[float], info: DistInfo) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's `obj` (any picklable value) on every rank; a no-op single-process."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

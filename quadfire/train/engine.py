@@ -6,13 +6,20 @@ global RNGs and the training sampler are reseeded from (seed, epoch, rank), so t
 and augmentations of epoch e do not depend on how the run got there. Together with the
 optimizer/scheduler/scaler states and RNG states in the checkpoint, a run stopped after epoch
 k and resumed ends with exactly the weights of an uninterrupted run (on CPU).
+
+Nothing lost, nothing silently wrong: the run directory is locked and an existing run in it is
+never replaced unasked (`rundir`); a stop signal or a dead DataLoader worker ends the run
+after the current step with a checkpoint; a step whose loss, gradients or BN statistics are
+not finite is never applied (`cfg.nonfinite`: stop with an error, or skip the batch).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import hashlib
+import math
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -24,9 +31,10 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_loaders, synthetic_loaders
+from ..errors import CheckpointError, DataLoaderWorkerError, NonFiniteError, RunDirError
 from ..layers.sync_tdbn import convert_sync_tdbn
-from ..models import create_model, input_kwargs
-from . import checkpoint, distributed, losses
+from ..models import create_model, input_kwargs, load_state
+from . import checkpoint, distributed, losses, rundir
 from .config import TrainConfig
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
@@ -85,6 +93,13 @@ class Run:
     test_loader: torch.utils.data.DataLoader
     info: object                  # quadfire.data.DatasetInfo
 
+    def close(self) -> None:
+        """Shut the loaders' worker processes down."""
+        for loader in (self.train_loader, self.test_loader):
+            close = getattr(loader, "close", None)
+            if close is not None:
+                close()
+
 
 def make_model(cfg: TrainConfig, data_info) -> nn.Module:
     """The recipe's model for inputs described by `data_info` (a `DatasetInfo`)."""
@@ -114,47 +129,139 @@ def build(cfg: TrainConfig, info: distributed.DistInfo, smoke: bool = False) -> 
                data_info)
 
 
+class StepGuard:
+    """Keeps a step whose loss, gradients or BN statistics are not finite from being applied.
+
+    The forward pass updates the BN running statistics before the loss is known, so `before`
+    copies every buffer and `restore` puts them back. Under DDP the decision is agreed by all
+    ranks (a bad sample on one rank would otherwise desynchronise them)."""
+
+    def __init__(self, run: Run, epoch: int):
+        self.run, self.epoch = run, epoch
+        self.buffers = [b for b in run.model.buffers()]
+        self.floats = [b for b in self.buffers if b.is_floating_point()]
+        self.saved: list[torch.Tensor] = []
+
+    def before(self) -> None:
+        self.saved = [b.detach().clone() for b in self.buffers]
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for b, saved in zip(self.buffers, self.saved):
+                b.copy_(saved)
+
+    def forward_ok(self, loss: torch.Tensor) -> tuple[bool, float]:
+        """(loss and BN statistics finite on every rank, the loss value)."""
+        stats = nn.utils.get_total_norm(self.floats) if self.floats else loss.new_zeros(())
+        value, stats = torch.stack([loss.detach().float(), stats.float()]).tolist()
+        bad = [float(not math.isfinite(value)), float(not math.isfinite(stats))]
+        bad = distributed.all_sum(bad, self.run.dist)
+        self.what = "loss" if bad[0] else "BN statistics" if bad[1] else ""
+        return not any(bad), value
+
+    def grads_ok(self, norm: torch.Tensor) -> bool:
+        """Whether the gradient norm is finite (the same on every rank: DDP averages them)."""
+        if not bool(torch.isfinite(norm)):
+            self.what = "gradients"
+            return False
+        return True
+
+    def failure(self, step: int, steps: int) -> str:
+        return (f"non-finite {self.what} at epoch {self.epoch + 1}, step {step} of {steps}")
+
+    def check_weights(self) -> None:
+        """Stop for good when the weights themselves are no longer finite (a learning rate
+        that diverged): a skipped batch cannot repair them."""
+        params = [p.detach() for p in self.run.model.parameters()]
+        if params and not bool(torch.isfinite(nn.utils.get_total_norm(params))):
+            raise NonFiniteError(
+                f"the weights are no longer finite at epoch {self.epoch + 1} (the optimizer "
+                f"step diverged: lower lr?); last.pt was not overwritten and still holds the "
+                f"last good state")
+
+
 def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None) -> dict:
-    """One epoch; returns {"loss", "acc", "steps", "stopped"}. The first `skip` batches were
-    already trained before an interruption: they are drawn (to replay the data order) but not
-    trained on, then `rng` (the states saved at the interruption) is restored."""
+    """One epoch; returns {"loss", "acc", "steps", "stopped", "skipped", "worker_error"}. The
+    first `skip` batches were already trained before an interruption: they are drawn (to
+    replay the data order) but not trained on, then `rng` (the states saved at the
+    interruption) is restored. A step whose loss, gradients or BN statistics are not finite
+    is not applied (`StepGuard`): ``cfg.nonfinite`` "stop" raises NonFiniteError, "skip" goes
+    on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
+    (``stopped`` with the error in ``worker_error``)."""
     cfg, device = run.cfg, run.dist.device
     criterion = loss_fn(cfg)
+    guard = StepGuard(run, epoch)
     run.net.train()
     total_loss = correct = count = 0.0
-    step, stopped = skip, False
+    step, stopped, skipped, lost = skip, False, 0, None
+    steps = len(run.train_loader)
     bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                disable=not (cfg.progress and run.dist.main), dynamic_ncols=True)
-    for i, (x, y) in enumerate(bar):
+    batches = iter(bar)
+    for i in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            break
+        except DataLoaderWorkerError as e:
+            stopped, lost = True, e
+            break
         if i < skip:
             if i == skip - 1 and rng is not None:
                 checkpoint.set_rng_state(rng)
             continue
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        guard.before()
         with autocast(device, cfg.amp):
             out = run.net(x)
             loss = criterion(out.float(), y)
         run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            run.scaler.unscale_(run.optimizer)
-            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.scheduler.step()
+        ok, value = guard.forward_ok(loss)
+        if ok:
+            run.scaler.scale(loss).backward()
+            params = [p for p in run.model.parameters() if p.grad is not None]
+            if cfg.grad_clip > 0 or cfg.amp != "fp16":
+                run.scaler.unscale_(run.optimizer)  # a no-op without fp16's scaler
+                norm = nn.utils.get_total_norm([p.grad for p in params])
+                # fp16: an inf gradient is the scaler's to handle (it skips the step and
+                # lowers the scale); NaN data shows up in the BN statistics checked above
+                ok = cfg.amp == "fp16" or guard.grads_ok(norm)
+                if ok and cfg.grad_clip > 0:
+                    nn.utils.clip_grads_with_norm_(params, cfg.grad_clip, norm)
         step += 1
-        n = y.shape[0]
-        total_loss += loss.item() * n
-        correct += (out.detach().float().mean(0).argmax(1) == y).sum().item()
-        count += n
-        bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{100 * correct / count:.1f}")
+        if not ok:
+            guard.restore()
+            run.optimizer.zero_grad(set_to_none=True)
+            guard.check_weights()
+            if cfg.nonfinite == "stop":
+                raise NonFiniteError(
+                    f"{guard.failure(step, steps)}; the step was not applied and last.pt was "
+                    f"not overwritten (it holds the end of the last finished epoch, if any). "
+                    f"Check the data for NaN/inf values and the learning rate; --set "
+                    f"nonfinite=skip skips such steps instead")
+            skipped += 1
+            if run.dist.main:
+                tqdm.write(f"[{cfg.run_id}] {guard.failure(step, steps)}: skipped (weights and "
+                           f"BN statistics unchanged)", file=sys.stderr)
+        else:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            run.scheduler.step()
+            n = y.shape[0]
+            total_loss += value * n
+            correct += (out.detach().float().mean(0).argmax(1) == y).sum().item()
+            count += n
+            bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{100 * correct / count:.1f}")
         if stop.agreed(run.dist):
             stopped = True
             break
     bar.close()
+    if skipped and skipped == step - skip and not stopped:
+        raise NonFiniteError(f"every step of epoch {epoch + 1} ({skipped}) was non-finite; "
+                             f"last.pt was not overwritten. Check the data and the learning rate")
     total_loss, correct, count = distributed.all_sum([total_loss, correct, count], run.dist)
     return {"loss": total_loss / max(count, 1), "acc": 100 * correct / max(count, 1),
-            "steps": step, "stopped": stopped}
+            "steps": step, "stopped": stopped, "skipped": skipped, "worker_error": lost}
 
 
 @torch.no_grad()
@@ -177,79 +284,158 @@ def evaluate(net: nn.Module, loader, info: distributed.DistInfo, amp: str = "non
             "samples": int(count)}
 
 
-def checkpoint_state(run: Run, epoch: int, step: int, best: float) -> dict:
-    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done)."""
+def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False
+                     ) -> dict:
+    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done).
+    `scratch`: a smoke or demo run, which a later run may replace (`rundir`)."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
             "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
-            "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info)}
+            "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
+            "scratch": scratch}
 
 
-def restore(run: Run, state: dict) -> None:
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
+RESUME_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng")
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False) -> dict:
+def save_checkpoint(run: Run, path: Path, epoch: int, step: int, best: float,
+                    scratch: bool) -> None:
+    """Write the checkpoint, unless the weights are no longer finite: a good last.pt is never
+    replaced by a broken one."""
+    StepGuard(run, epoch).check_weights()
+    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch), path)
+
+
+def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
+    """Load a checkpoint's training state into `run`; anything missing or not matching this
+    run's model, optimizer, schedule or AMP setting is a CheckpointError naming it."""
+    missing = [k for k in RESUME_ENTRIES if k not in state]
+    if missing:
+        raise CheckpointError(f"{source} lacks the entries {missing} that resuming needs (it "
+                              f"can still be evaluated with `quadfire eval`)")
+    load_state(run.model, state["model"], source)
+    for name, target in (("optimizer", run.optimizer), ("scheduler", run.scheduler),
+                         ("scaler", run.scaler)):
+        try:
+            target.load_state_dict(state[name])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            raise CheckpointError(f"the {name} state in {source} does not match this run's "
+                                  f"{name} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                  f"resume with the settings it was trained with") from None
+    for key in ("epoch", "step"):
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{source}: entry {key!r} must be a non-negative int, "
+                                  f"got {value!r}")
+
+
+def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
+        overwrite: bool = False, scratch: bool = False) -> dict:
     """Train `cfg` (resuming from checkpoint `resume` if given); returns the report dict.
 
+    The run directory is claimed first (`rundir.claim`): locked against a second run, and an
+    existing run in it is replaced only with `overwrite` (or when it was a scratch run).
+    `scratch` marks this run as one a later run may replace (smoke runs always are).
     Under torchrun this joins the process group; only rank 0 writes files.
     """
     info = distributed.setup(cfg.device)
     try:
-        return _fit(cfg, info, resume, smoke)
+        with _claimed(cfg, info, resume, overwrite) as replaces:
+            return _fit(cfg, info, resume, smoke, scratch or smoke, replaces)
     finally:
         distributed.teardown()
 
 
-def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool) -> dict:
-    t0 = time.time()
-    run = build(cfg, info, smoke)
-    first_epoch, skip, best, rng = 0, 0, 0.0, None
-    if resume is not None:
-        state = checkpoint.load(resume, map_location=info.device)
-        restore(run, state)
-        first_epoch, skip, best = state["epoch"], state.get("step", 0), state.get("best_acc", 0.0)
-        rng = state["rng"] if skip else None
-    run_dir, ckpt_path = cfg.run_dir, cfg.run_dir / "last.pt"
-    log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, first_epoch=first_epoch,
-                     enabled=info.main)
+@contextlib.contextmanager
+def _claimed(cfg: TrainConfig, info: distributed.DistInfo, resume, overwrite: bool):
+    """Rank 0 claims the run directory; every rank learns the verdict. Yields whether the run
+    replaces an existing one (whose files `_fit` clears once the run has started)."""
+    lock, problem = None, None
     if info.main:
-        save_yaml(cfg, run_dir / "config.yaml")
-    test = {"acc": float("nan"), "loss": float("nan")}
-    done, stopped = first_epoch, False
-    with StopRequest() as stop:
-        for epoch in range(first_epoch, cfg.epochs):
-            start_epoch(run.train_loader, cfg, epoch, info.rank)
-            lr = run.optimizer.param_groups[0]["lr"]
-            train = train_epoch(run, epoch, stop, skip if epoch == first_epoch else 0, rng)
-            if train["stopped"]:
-                stopped = True
+        try:
+            lock = rundir.claim(cfg.run_dir, resume, overwrite)
+        except RunDirError as e:
+            problem = e
+    problem_text = distributed.broadcast_object(None if problem is None else str(problem), info)
+    if problem is not None:
+        raise problem
+    if problem_text is not None:
+        raise RunDirError(problem_text)
+    try:
+        yield lock is not None and lock.replaces
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
+         scratch: bool, replaces: bool = False) -> dict:
+    t0 = time.time()
+    # a missing or unreadable checkpoint fails before the data and the model are built
+    state = None if resume is None else checkpoint.load(resume, map_location=info.device)
+    run = build(cfg, info, smoke)
+    log = None
+    try:
+        first_epoch, skip, best, rng = 0, 0, 0.0, None
+        if state is not None:
+            restore(run, state, str(resume))
+            first_epoch, skip, best = state["epoch"], state.get("step", 0), state.get("best_acc", 0.0)
+            rng = state["rng"] if skip else None
+        run_dir, ckpt_path = cfg.run_dir, cfg.run_dir / "last.pt"
+        if replaces:
+            rundir.clear(run_dir)
+        log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, first_epoch=first_epoch,
+                         enabled=info.main)
+        if info.main:
+            save_yaml(cfg, run_dir / "config.yaml")
+        test = {"acc": float("nan"), "loss": float("nan")}
+        done, stopped, skipped, lost = first_epoch, False, 0, None
+        with StopRequest() as stop:
+            for epoch in range(first_epoch, cfg.epochs):
+                start_epoch(run.train_loader, cfg, epoch, info.rank)
+                lr = run.optimizer.param_groups[0]["lr"]
+                train = train_epoch(run, epoch, stop, skip if epoch == first_epoch else 0, rng)
+                skipped += train["skipped"]
+                if train["stopped"]:
+                    stopped, lost = True, train["worker_error"]
+                    if info.main:
+                        save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch)
+                    break
+                try:
+                    test = evaluate(run.net, run.test_loader, info, cfg.amp,
+                                    1 if smoke else None)
+                except DataLoaderWorkerError as e:
+                    # the epoch's training is complete: keep it, without its test figures
+                    stopped, lost, done = True, e, epoch + 1
+                    if info.main:
+                        save_checkpoint(run, ckpt_path, done, 0, best, scratch)
+                    break
+                best, done = max(best, test["acc"]), epoch + 1
+                log.epoch(epoch, {"lr": lr, "train_loss": train["loss"],
+                                  "train_acc": train["acc"], "test_loss": test["loss"],
+                                  "test_acc": test["acc"]})
                 if info.main:
-                    checkpoint.save(checkpoint_state(run, epoch, train["steps"], best), ckpt_path)
-                break
+                    save_checkpoint(run, ckpt_path, done, 0, best, scratch)
+                if info.main and cfg.progress:
+                    tqdm.write(f"[{cfg.run_id}] epoch {done}/{cfg.epochs} lr {lr:.3g} "
+                               f"train loss {train['loss']:.4f} acc {train['acc']:.2f}% | test "
+                               f"loss {test['loss']:.4f} acc {test['acc']:.2f}%")
+                if done < cfg.epochs and stop.agreed(info):  # signalled during evaluation
+                    stopped = True
+                    break
+        if lost is not None and not stop.requested:
+            raise DataLoaderWorkerError(f"{lost}. The run's position was saved in {ckpt_path}: "
+                                        f"resume with --resume") from lost
+        if not stopped and done == first_epoch:  # resumed a finished run: nothing left to train
             test = evaluate(run.net, run.test_loader, info, cfg.amp, 1 if smoke else None)
-            best, done = max(best, test["acc"]), epoch + 1
-            log.epoch(epoch, {"lr": lr, "train_loss": train["loss"], "train_acc": train["acc"],
-                              "test_loss": test["loss"], "test_acc": test["acc"]})
-            if info.main:
-                checkpoint.save(checkpoint_state(run, done, 0, best), ckpt_path)
-            if info.main and cfg.progress:
-                tqdm.write(f"[{cfg.run_id}] epoch {done}/{cfg.epochs} lr {lr:.3g} "
-                           f"train loss {train['loss']:.4f} acc {train['acc']:.2f}% | test loss "
-                           f"{test['loss']:.4f} acc {test['acc']:.2f}%")
-            if done < cfg.epochs and stop.agreed(info):  # signalled during evaluation
-                stopped = True
-                break
-    log.close()
-    if not stopped and done == first_epoch:  # resumed a finished run: nothing left to train
-        test = evaluate(run.net, run.test_loader, info, cfg.amp, 1 if smoke else None)
-    digests = replica_digests(run.model, info)
-    return write_report(run, test, best, stopped=stopped, stop_signal=stop.signal,
-                        epochs_done=done, wall_s=time.time() - t0,
-                        smoke=smoke, replica_digests=digests)
+        digests = replica_digests(run.model, info)
+        return write_report(run, test, best, stopped=stopped, stop_signal=stop.signal,
+                            epochs_done=done, wall_s=time.time() - t0, smoke=smoke,
+                            replica_digests=digests, scratch=scratch, skipped_steps=skipped)
+    finally:
+        if log is not None:
+            log.close()
+        run.close()
 
 
 def state_digest(model: nn.Module) -> str:

@@ -15,19 +15,20 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from ..errors import ConfigError, InputError
 
 
 def check_outputs(outputs: torch.Tensor, target: torch.Tensor) -> None:
     """Raise a clear error unless outputs is [T, N, classes] float and target [N] integer."""
     if not isinstance(outputs, torch.Tensor) or outputs.dim() != 3 or not outputs.is_floating_point():
         got = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
-        raise ValueError(f"loss expects float logits [T, N, classes], got {got}")
+        raise InputError(f"loss expects float logits [T, N, classes], got {got}")
     if not isinstance(target, torch.Tensor) or target.dtype != torch.long or target.dim() != 1:
         got = (f"{target.dtype} {tuple(target.shape)}" if isinstance(target, torch.Tensor)
                else type(target).__name__)
-        raise ValueError(f"loss expects int64 class targets [N], got {got}")
+        raise InputError(f"loss expects int64 class targets [N], got {got}")
     if target.shape[0] != outputs.shape[1]:
-        raise ValueError(f"outputs [T, N, classes] = {tuple(outputs.shape)} and target [N] = "
+        raise InputError(f"outputs [T, N, classes] = {tuple(outputs.shape)} and target [N] = "
                          f"{tuple(target.shape)} disagree on N")
 
 
@@ -44,7 +45,7 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lam: float = 0.05,
     smoothing applies to the per-step CE."""
     check_outputs(outputs, target)
     if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"TET lambda must be in [0, 1], got {lam!r}")
+        raise ConfigError(f"TET lambda must be in [0, 1], got {lam!r}")
     T, N, K = outputs.shape
     # One CE over the folded [T*N] batch is the mean over t of the per-step CEs.
     per_step = F.cross_entropy(outputs.reshape(T * N, K), target.repeat(T),
@@ -61,12 +62,12 @@ def make_loss(name: str, tet_lambda: float = 0.05, tet_phi: float = 1.0,
               label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss called `name` ("ce" or "tet") as ``fn(outputs [T, N, K], target [N])``."""
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
+        raise ConfigError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     if name == "ce":
         return lambda outputs, target: mean_ce(outputs, target, label_smoothing)
     if name == "tet":
         if not 0.0 <= tet_lambda <= 1.0:
-            raise ValueError(f"TET lambda must be in [0, 1], got {tet_lambda!r}")
+            raise ConfigError(f"TET lambda must be in [0, 1], got {tet_lambda!r}")
         return lambda outputs, target: tet_loss(outputs, target, tet_lambda, tet_phi,
                                                 label_smoothing)
-    raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+    raise ConfigError(f"unknown loss {name!r}; expected one of {LOSSES}")

@@ -46,6 +46,9 @@ def read_recipe(name: str | Path, _seen: tuple = ()) -> dict:
     parent = data.pop("extends", None)
     if parent is None:
         return data
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{path}: extends must name one recipe (a YAML file next to it or a "
+                          f"shipped recipe name), got {parent!r}")
     return merge(read_recipe(path.parent / parent, _seen + (path,)), data, TrainConfig)
 
 

@@ -11,7 +11,8 @@ from .typed_yaml import to_dict
 
 
 def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, epochs_done: int,
-                 wall_s: float, smoke: bool, replica_digests: list[str]) -> dict:
+                 wall_s: float, smoke: bool, replica_digests: list[str], scratch: bool = False,
+                 skipped_steps: int = 0) -> dict:
     cfg = run.cfg
     report = {
         "run": cfg.run_id, "recipe": cfg.name, "model": cfg.model, "neuron": cfg.neuron,
@@ -21,7 +22,8 @@ def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, ep
         "accuracy_minus_paper": (test["acc"] - cfg.paper_accuracy
                                  if cfg.paper_accuracy is not None else None),
         "test_loss": test["loss"], "epochs_completed": epochs_done, "epochs": cfg.epochs,
-        "interrupted": stopped, "signal": stop_signal, "smoke": smoke,
+        "interrupted": stopped, "signal": stop_signal, "smoke": smoke, "scratch": scratch,
+        "skipped_steps": skipped_steps,
         "world_size": run.dist.world_size, "rank": run.dist.rank,
         "replica_digests": replica_digests,
         "replicas_identical": len(set(replica_digests)) == 1,

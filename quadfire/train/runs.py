@@ -18,7 +18,7 @@ from torch import nn
 from ..analysis.monitor import format_measure, measure
 from ..analysis.neurobench_metrics import format_comparison, neurobench_metrics, require_neurobench
 from ..data import DatasetInfo, build_loaders, dataset_info, synthetic_loaders
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models import load_state
 from . import checkpoint
 from .config import TrainConfig, load_config
@@ -74,23 +74,45 @@ def load_run(path: str | Path, overrides: list[str] | None = None,
                               f"`quadfire train`")
     cfg = load_config(state["config"], overrides or [])
     info = run_info(state, cfg)
-    model = make_model(cfg, info)
+    try:
+        model = make_model(cfg, info)
+    except ConfigError as e:  # e.g. --set model=... that cannot take the run's inputs
+        raise CheckpointError(f"the model of {ckpt} cannot be rebuilt as {cfg.model!r} for its "
+                              f"data ({info.num_classes} classes, samples "
+                              f"{tuple(info.step_shape)}): {e}") from None
     load_state(model, state["model"], str(ckpt))
     dev = pick_device(cfg.device if device is None else str(device), 0)
     return LoadedRun(model.to(dev).eval(), cfg, info, state, ckpt)
 
 
-def test_loader(cfg: TrainConfig, smoke: bool = False, workers: int | None = 0):
-    """The run's test loader (random inputs of the right shape with smoke); in-process by
-    default, since analyses read a few batches and worker start-up is not worth it."""
+def run_loaders(cfg: TrainConfig, info: DatasetInfo | None = None, smoke: bool = False,
+                workers: int | None = None):
+    """(train, test) loaders for a trained run: its dataset (whose classes and sample shape
+    must still be those the model was built for, `info` from its checkpoint; the number of
+    event frames may differ), or with `smoke` random inputs of the run's own shape and class
+    count. `workers` overrides data.workers (0: in-process, for analyses that read a few
+    batches, where worker start-up is not worth it)."""
     data = cfg.data if workers is None else dataclasses.replace(cfg.data, workers=workers)
-    loaders = synthetic_loaders if smoke else build_loaders
-    return loaders(data, cfg.T)[1]
+    if smoke:
+        train, test, _ = synthetic_loaders(data, cfg.T, info=info)
+        return train, test
+    train, test, found = build_loaders(data, cfg.T)
+    if info is not None and (found.num_classes, tuple(found.step_shape)) != (
+            info.num_classes, tuple(info.step_shape)):
+        for loader in (train, test):
+            loader.close()
+        raise CheckpointError(
+            f"the dataset {cfg.data.dataset!r} under {cfg.data.root!r} now has "
+            f"{found.num_classes} classes and samples {tuple(found.step_shape)}, but the run "
+            f"was trained on {info.num_classes} classes and samples {tuple(info.step_shape)}")
+    return train, test
 
 
-def sample_batch(cfg: TrainConfig, smoke: bool = False) -> torch.Tensor:
-    """The first test batch of the run's dataset (random inputs of the right shape with smoke)."""
-    batch = next(iter(test_loader(cfg, smoke)))
+def sample_batch(cfg: TrainConfig, smoke: bool = False, info: DatasetInfo | None = None
+                 ) -> torch.Tensor:
+    """The first test batch of the run's dataset (random inputs of the right shape with smoke;
+    `info`, the run's own data description, sets that shape)."""
+    batch = next(iter(run_loaders(cfg, info, smoke, workers=0)[1]))
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
@@ -105,9 +127,12 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
         require_neurobench()  # before the run is loaded and measured, not after
     run = load_run(path, (["data.workers=0"] if smoke else []) + list(overrides or []))
     cfg, device = run.cfg, next(run.model.parameters()).device
-    loaders = synthetic_loaders if smoke else build_loaders
-    _, test_loader, _ = loaders(cfg.data, cfg.T)
-    m = measure(run.model, test_loader, max_batches=max_batches, device=device)
+    train_loader, test_loader = run_loaders(cfg, run.info, smoke)
+    try:
+        m = measure(run.model, test_loader, max_batches=max_batches, device=device)
+    finally:
+        for loader in (train_loader, test_loader):
+            loader.close()
     result = {"checkpoint": str(run.path), "epoch": run.state["epoch"], "accuracy": m["accuracy"],
               "test_loss": m["loss"], "samples": m["samples"],
               "paper_accuracy": cfg.paper_accuracy, "firing_rate": m["firing_rate"],

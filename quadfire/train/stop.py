@@ -1,10 +1,13 @@
 """Graceful stop on SIGTERM (schedulers, torchrun) and Ctrl-C (SIGINT).
 
 The first signal only sets a flag; the loop finishes its current step, writes a checkpoint and
-returns, so no step is half applied. A second Ctrl-C interrupts at once.
+returns, so no step is half applied. A second Ctrl-C interrupts at once, except while a
+checkpoint is being written (`signals_deferred`): signals that arrive then are delivered
+when the file is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -48,3 +51,24 @@ class StopRequest:
         flag = torch.tensor([float(self.requested)], device=info.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)):
+    """Hold `signals` back while the block runs: each one that arrives is recorded, and once
+    the block is done the previous handlers are restored and the signals re-raised, in order
+    (a default SIGTERM then ends the process, after the block). Python runs signal handlers
+    in the main thread only, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+                for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in pending:
+            signal.raise_signal(sig)

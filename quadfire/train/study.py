@@ -5,8 +5,11 @@ Every (variant, seed) run is an ordinary training run (`quadfire.train.engine.fi
 and metrics.csv and writes one table (study.md, study.json) and two figures (test accuracy
 per epoch with a band over seeds; firing rate per layer). A finished run with the same
 resolved settings is reused, an interrupted one is resumed from its last.pt, so a study can be
-stopped and restarted without losing work. `quadfire compare` is the two-variant case
-(the QIF twin and the LIF twin), and the digits demo is that case with one seed.
+stopped and restarted without losing work; anything else already in a run directory is an
+error before any run starts (`quadfire.train.rundir`), unless `overwrite` asks to replace it.
+Scratch studies (smoke runs, the digits demo) retrain every time and replace only scratch
+runs. `quadfire compare` is the two-variant case (the QIF twin and the LIF twin), and the
+digits demo is that case with one seed.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError
+from . import rundir
 from .config import TrainConfig
 from .recipes import config_for, find_recipe, read_recipe, twins
 from .report import write_json
@@ -81,9 +85,11 @@ def _sources(recipe) -> dict[str, Path]:
         return {"qif": path}
 
 
-def plan(recipe, variants, seeds, overrides: list[str], smoke: bool = False
+def plan(recipe, variants, seeds, overrides: list[str], smoke: bool = False,
+         folder: str | Path | None = None
          ) -> tuple[str, Path, list[tuple[str, int, TrainConfig]]]:
-    """(setting, study folder, [(variant, seed, config)]) for the study, without training."""
+    """(setting, study folder, [(variant, seed, config)]) for the study, without training.
+    The folder defaults to ``<out_dir>/study-<setting>``."""
     clash = sorted(set(parse_overrides(overrides)) & set(PER_RUN))
     if clash:
         raise ConfigError(f"a study sets {clash} for every run itself; do not --set them "
@@ -102,7 +108,7 @@ def plan(recipe, variants, seeds, overrides: list[str], smoke: bool = False
     if "lif" in sources:
         twin_cfgs["lif"] = config_for(sources["lif"], run_overrides, smoke)
         lif_twin = (twin_cfgs["lif"].neuron, dict(twin_cfgs["lif"].neuron_kwargs))
-    folder = Path(base.out_dir) / f"study-{base.name}"
+    folder = Path(base.out_dir) / f"study-{base.name}" if folder is None else Path(folder)
     runs = []
     for name in variants:
         variant = get_variant(name)
@@ -134,7 +140,8 @@ def _finished(cfg: TrainConfig) -> dict | None:
     diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if diff:
         raise ConfigError(f"{cfg.run_dir} holds a finished run with other settings ({diff}); "
-                          f"use --fresh to retrain it, or another out_dir")
+                          f"replace it with --overwrite, or write elsewhere with --set "
+                          f"out_dir=DIR")
     return report
 
 
@@ -162,33 +169,56 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _action(cfg: TrainConfig, overwrite: bool, scratch: bool) -> tuple[str, dict | None]:
+    """What to do with one run: ("reuse", report), ("resume", None) or ("train", None);
+    raises RunDirError / ConfigError for a directory the run may not write to."""
+    if scratch:
+        rundir.check_free(cfg.run_dir)  # only a scratch run may be replaced without asking
+        return "train", None
+    if overwrite:
+        rundir.check_out_dir(cfg.run_dir)
+        return "train", None
+    report = _finished(cfg)
+    if report is not None:
+        return "reuse", report
+    if (cfg.run_dir / "last.pt").is_file():
+        return "resume", None
+    rundir.check_free(cfg.run_dir)
+    return "train", None
+
+
 def run_study(recipe, variants=STUDY, seeds=(0, 1, 2), overrides: list[str] | None = None,
-              smoke: bool = False, fresh: bool = False, log: Callable[[str], None] = print,
+              smoke: bool = False, overwrite: bool = False, scratch: bool = False,
+              folder: str | Path | None = None, log: Callable[[str], None] = print,
               fit: Callable | None = None) -> StudyResult:
-    """Train every (variant, seed) of `recipe` (reusing finished runs unless `fresh`), then
-    write the table and figures to the study folder. Stops early, with `interrupted_by` set,
-    when a run is interrupted by a signal (rerun the same command to continue)."""
+    """Train every (variant, seed) of `recipe` (module docstring for what is reused, resumed
+    or refused; every run directory is checked before the first run starts), then write the
+    table and figures to the study folder. Stops early, with `interrupted_by` set, when a run
+    is interrupted by a signal (rerun the same command to continue)."""
     if fit is None:
         from .engine import fit
+    scratch = scratch or smoke
     setting, folder, todo = plan(recipe, list(variants), list(seeds), list(overrides or []),
-                                 smoke)
+                                 smoke, folder)
+    actions = [_action(cfg, overwrite, scratch) for _, _, cfg in todo]
     results, spent = [], []
     study = StudyResult(setting, folder, list(variants), list(seeds), results)
-    for i, (name, seed, cfg) in enumerate(todo):
-        report = None if fresh else _finished(cfg)
-        if report is not None:
+    report: dict = {}
+    for i, ((name, seed, cfg), (action, report)) in enumerate(zip(todo, actions)):
+        if action == "reuse":
             log(f"[study {setting}] {i + 1}/{len(todo)} {name} seed {seed}: reusing the finished "
                 f"run in {cfg.run_dir}")
             results.append(_result(name, seed, cfg, report, reused=True))
             continue
-        left = sum(1 for n, s, c in todo[i:] if fresh or _finished(c) is None)
+        left = sum(1 for a, _ in actions[i:] if a != "reuse")
         eta = f", ETA {_clock(statistics.mean(spent) * left)}" if spent else ""
         log(f"[study {setting}] {i + 1}/{len(todo)} {name} seed {seed} "
             f"({cfg.neuron} {cfg.neuron_kwargs}){eta}")
-        resume = cfg.run_dir / "last.pt"
         start = time.time()
-        report = fit(cfg, resume=resume if (resume.is_file() and not fresh) else None,
-                     smoke=smoke)
+        if action == "resume":
+            report = fit(cfg, resume=cfg.run_dir / "last.pt", smoke=smoke)
+        else:
+            report = fit(cfg, smoke=smoke, overwrite=overwrite, scratch=scratch)
         spent.append(time.time() - start)
         if report.get("interrupted"):
             study.interrupted_by = int(report.get("signal") or 2)

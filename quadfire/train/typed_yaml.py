@@ -80,7 +80,12 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (dict, list, tuple) or tp in (dict, list, tuple):
         container = origin or tp
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{key}: expected a {container.__name__} in YAML syntax (e.g. "
+                                  f"{{a: 0.3, u2: 0.6}}), got {value!r}, which is not valid YAML "
+                                  f"({_first_line(e)})") from None
         if container is tuple and isinstance(value, list):
             value = tuple(value)
         if not isinstance(value, container):
@@ -89,13 +94,17 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
 
+def _first_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
 def from_dict(cls, data: dict | None, prefix: str = ""):
     """Build dataclass `cls` from a (nested) dict; missing keys keep their defaults."""
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = _hints(cls)
-    unknown = sorted(set(data) - set(hints))
+    unknown = sorted(set(data) - set(hints), key=str)
     if unknown:
         raise ConfigError(f"unknown config key(s) {[prefix + k for k in unknown]}; valid keys: "
                           f"{', '.join(valid_keys(cls, prefix))}")
@@ -154,6 +163,8 @@ def read_yaml(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a YAML text file ({e})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
