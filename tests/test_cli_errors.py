@@ -174,6 +174,28 @@ def mismatch_args(draw, w):
     return ["analyze", "mismatch", *options(draw, good, bad), *extra]
 
 
+def analyze_run_args(draw, w):
+    run = draw(st.sampled_from([w["run"], w["run"], w["missing"], w["folder"], w["garbage"],
+                                w["file"], w["long"]]))
+    good = {"--batches": ["1"], "--pairs": ["100"], "--out": [str(w["root"] / "layers.json")]}
+    bad = {"--batches": ["0", "-1", "x", "1e3"], "--pairs": ["1", "0", "x"],
+           "--out": [w["folder"], w["in_file"], w["long"]]}
+    smoke = ["--smoke"] if draw(st.booleans()) else []
+    extra = options(draw, good, bad) if run == w["run"] or draw(st.booleans()) else []
+    return ["analyze", "run", run, *smoke, *extra]
+
+
+def study_args(draw, w):
+    recipe = draw(st.sampled_from(["digits", "nope"]))
+    extra = []
+    if recipe == "digits" or draw(st.booleans()):
+        extra = draw(st.sampled_from([
+            ["--seeds", draw(st.sampled_from(["-1", "x", "4294967296", "1.5"]))],
+            ["--seeds", "0", "0"], ["--variants", "qif", "nope"], ["--variants", "lif", "lif"],
+            bad_sets(draw, w)]))
+    return ["study", recipe, *extra]
+
+
 def plot_args(draw, w):
     what = draw(st.sampled_from(["raster", "traces", "curves"]))
     run = draw(st.sampled_from([w["run"], w["run"], w["missing"], w["folder"], w["file"],
@@ -230,7 +252,8 @@ def bench_args(draw, w):
 
 COMMANDS = {"train": train_args, "train --resume": train_resume_args, "eval": eval_args,
             "compare": compare_args, "recipes": recipes_args, "analyze neuron": neuron_args,
-            "analyze mismatch": mismatch_args, "plot": plot_args, "export": export_args,
+            "analyze mismatch": mismatch_args, "analyze run": analyze_run_args,
+            "study": study_args, "plot": plot_args, "export": export_args,
             "bench": bench_args}
 
 

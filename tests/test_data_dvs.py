@@ -262,10 +262,10 @@ def test_an_unwritable_cache_falls_back_to_decoding(tmp_path, monkeypatch):
         attempts.append(args[0])
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(np, "savez_compressed", read_only)
-    monkeypatch.setattr("quadfire.data.cifar10dvs._UNWRITABLE", set())
+    monkeypatch.setattr("quadfire.data.frame_cache._UNWRITABLE", set())
     data = DVSFrames(recs, [0, 0], T=4, size=16)
     with pytest.warns(RuntimeWarning, match=r"cannot write the frame cache .*r0\.T4_S16\.npz "
-                                            r"\(PermissionError: Permission denied\); decoding"):
+                                            r"\(PermissionError: Permission denied\); building"):
         first = data[0][0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

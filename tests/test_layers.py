@@ -169,7 +169,7 @@ def test_uint8_packing_is_used_only_when_exact():
 
 def test_no_time_step_is_an_input_error():
     """Event input with T' = 0 frames used to divide by zero when time was unfolded."""
-    with pytest.raises(InputError, match="needs at least one frame"):
+    with pytest.raises(InputError, match="needs at least one step"):
         Encoder(3, 2)(torch.rand(0, 4, 2, 5, 5))
     with pytest.raises(InputError, match=r"T >= 1, got shape \(0, 4, 2, 5, 5\)"):
         TimeFold(nn.Conv2d(2, 3, 3))(torch.rand(0, 4, 2, 5, 5))

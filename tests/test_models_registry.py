@@ -113,7 +113,7 @@ def test_seq_mlp_depth_and_encoding_layer():
     assert encoding_layers(model) == {linears[0]}
     assert model(torch.rand(6, 2, 700)).shape == (6, 2, 20)  # sequences bring their own T
     assert model(torch.rand(2, 700)).shape == (4, 2, 20)     # vectors are repeated T times
-    with pytest.raises(ValueError, match="layers >= 1"):
+    with pytest.raises(ValueError, match="layers for model .seq_mlp. must be >= 1"):
         create_model("seq_mlp", layers=0)
 
 

@@ -145,6 +145,13 @@ def test_the_demo_writes_scratch_runs_to_its_own_folder(tmp_path, monkeypatch, c
 
 
 def test_compare_refuses_before_training_any_twin(tmp_path, monkeypatch):
-    finished_report(tmp_path / "digits-lif-s0")
+    """The second twin's folder holds a finished run of other settings: nothing is trained."""
+    from quadfire.train.study import plan
+    _, _, runs = plan("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}"])
+    lif = runs[1][2]
+    finished_report(lif.run_dir, done=lif.epochs, epochs=lif.epochs)
+    report = json.loads((lif.run_dir / "report.json").read_text())
+    report["settings"] = {"lr": 123.0}
+    (lif.run_dir / "report.json").write_text(json.dumps(report))
     monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("trained"))
     assert main(["compare", "digits", "--seeds", "0", "--set", f"out_dir={tmp_path}"]) == 2

@@ -45,7 +45,7 @@ def test_study_refuses_per_run_overrides_and_bad_variants(tmp_path):
 
 def _fake_fit(calls, interrupt_at=None):
     """A stand-in for engine.fit that writes what a finished run leaves on disk."""
-    def fit(cfg, resume=None, smoke=False):
+    def fit(cfg, resume=None, smoke=False, overwrite=False, scratch=False):
         calls.append((cfg.run_name, resume is not None))
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if interrupt_at == cfg.run_name:
@@ -79,10 +79,16 @@ def test_finished_runs_are_reused_and_interrupted_ones_resumed(tmp_path):
     assert summary["qif"]["accuracy"] == "60.50 +- 0.71" and summary["lif"]["seeds"] == 2
     for name in ("study.md", "accuracy.png", "firing_rates.png"):
         assert (study.folder / name).stat().st_size > 500
-    # A finished run of other settings is never overwritten silently.
-    with pytest.raises(ConfigError, match="finished run with other settings.*lr"):
-        run_study("digits", ["qif"], [0], [f"out_dir={tmp_path}", "epochs=2", "lr=0.1"],
-                  fit=_fake_fit([]), log=log.append)
+    # A finished run of other settings is never overwritten silently, and nothing starts.
+    calls.clear()
+    with pytest.raises(ConfigError, match="finished run with other settings.*lr.*--overwrite"):
+        run_study("digits", ["lif", "qif"], [0, 5], [f"out_dir={tmp_path}", "epochs=2",
+                                                     "lr=0.1"], fit=_fake_fit(calls),
+                  log=log.append)
+    assert calls == []
+    run_study("digits", ["qif"], [0], [f"out_dir={tmp_path}", "epochs=2", "lr=0.1"],
+              overwrite=True, fit=_fake_fit(calls), log=log.append)
+    assert calls == [("qif-s0", False)]
 
 
 def test_study_cli_smoke(tmp_path, capsys):

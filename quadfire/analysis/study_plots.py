@@ -32,7 +32,8 @@ def accuracy_figure(curves: dict[str, list[list[float]]], title: str = "") -> Fi
     ax.set(xlabel="epoch", ylabel="test accuracy %",
            title=f"{title}: test accuracy (line: mean, band: min-max over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # runs without any epoch yet have nothing to label
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -58,6 +59,7 @@ def layer_rate_figure(rates: dict[str, list[dict[str, float]]], title: str = "")
                color=f"C{i}", label=variant)
     ax.set_xticks(x, layers, rotation=45, ha="right", fontsize=7)
     ax.set(ylabel="firing rate (spikes per neuron per step)", title=f"{title}: firing rate per layer")
-    ax.legend(fontsize=8)
+    if rates:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

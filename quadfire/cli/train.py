@@ -16,7 +16,7 @@ import sys
 
 from ..bench.args import int_in
 from ..errors import CheckpointError, ConfigError
-from ..train import checkpoint, rundir
+from ..train import checkpoint
 from ..train.config import load_config
 from ..train.recipes import SMOKE, config_for, list_recipes
 
