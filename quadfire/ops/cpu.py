@@ -23,9 +23,30 @@ import torch
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("kernels.cpp", "buffers.cpp", "ops.cpp")
+
+def _arch_flags() -> tuple[str, ...]:
+    """Tune for the build machine's own vector ISA (AVX2, AVX-512, NEON/SVE). The binary is
+    cached under a key that includes the CPU's feature flags, so it never runs elsewhere."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686", "i386"):
+        return ("-march=native",)
+    if machine in ("aarch64", "arm64"):
+        return ("-mcpu=native",)  # GCC and Clang both take -mcpu=native on AArch64
+    return ()
+
+
+# Why each flag (docs/kernels.md, "Build flags"):
 # -ffp-contract=off: no fused multiply-add, so every product and sum rounds exactly as the
-# reference's separate PyTorch ops do and the spikes are bit-identical.
-CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp")
+#   reference's separate PyTorch ops do and the spikes are bit-identical.
+# -fno-trapping-math: lets GCC turn the selects of fire, floor and window into vector blends
+#   on targets without mask registers (AVX2, NEON); under the default -ftrapping-math it keeps
+#   a branch per element ("control flow in loop") because a comparison or a speculated
+#   division could raise a floating-point trap. It changes no value: IEEE results are the
+#   same, only trap/flag behaviour is assumed away (PyTorch never enables FP traps).
+# -fno-math-errno: math builtins need not set errno, so they may stay inline as vector
+#   instructions (nothing here reads errno).
+CFLAGS = ("-O3", *_arch_flags(), "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno",
+          "-fopenmp")
 LDFLAGS = ("-fopenmp",)
 
 _lock = threading.Lock()
