@@ -12,7 +12,7 @@ from hypothesis import given, settings
 
 from quadfire import ops
 from quadfire.neurons import LIF, QIF
-from quadfire.ops import cpu
+from quadfire.ops import cpu, pack
 
 from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
                                  cases, run)
@@ -60,8 +60,8 @@ def test_empty_inputs_give_empty_results(shape):
     out = ops.neuron_multistep(x, neuron.params(len(shape) - 1), u0, trace=True, backend="cpu")
     assert out.spikes.shape == x.shape and out.trace.shape == x.shape
     assert out.state.shape == u0.shape
-    (out.spikes.sum() + out.state.sum()).backward()
-    assert x.grad is None or x.grad.shape == x.shape  # nothing flows from an empty sequence
+    (out.spikes.sum() + out.state.sum() + out.trace.sum()).backward()
+    assert x.grad is not None and x.grad.shape == x.shape  # empty, but part of the graph
     assert u0.grad is not None and u0.grad.shape == u0.shape
 
 
@@ -99,14 +99,17 @@ def test_bad_state_and_backend_are_named():
 
 def test_raw_kernel_rejects_mismatched_tensors():
     x = torch.zeros(3, 4)
-    table = torch.zeros(8, 1)
+    table = torch.zeros(len(pack.ROWS), 1)
+    settings = [1, 1, 1, 0, 1]  # pack.Forward: inner, period, qif, soft, need_h
+    fwd = torch.ops.quadfire_cpu.forward
     with pytest.raises(RuntimeError, match="state must be a contiguous CPU tensor of 4"):
-        torch.ops.quadfire_cpu.forward(x, torch.zeros(5), table, 1, 1, True, False, True)
+        fwd(x, torch.zeros(5), table, settings)
     with pytest.raises(RuntimeError, match="expected float32 or float64"):
-        torch.ops.quadfire_cpu.forward(x.half(), torch.zeros(4).half(), table.half(), 1, 1, True,
-                                       False, True)
+        fwd(x.half(), torch.zeros(4).half(), table.half(), settings)
     with pytest.raises(RuntimeError, match="parameter table"):
-        torch.ops.quadfire_cpu.forward(x, torch.zeros(4), torch.zeros(7, 1), 1, 1, True, False, True)
+        fwd(x, torch.zeros(4), torch.zeros(7, 1), settings)
+    with pytest.raises(RuntimeError, match="forward takes 5 settings, got 4"):
+        fwd(x, None, table, settings[:4])
 
 
 def test_unpackable_parameters_fall_back_or_are_refused():

@@ -26,7 +26,6 @@ from ..errors import ParameterError
 Scalar = Union[float, torch.Tensor]
 
 SHAPES = ("rect", "triangle", "sigmoid", "atan")
-SHAPE_CODES = {name: i for i, name in enumerate(SHAPES)}  # the integer kernels receive
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,6 @@ class Window:
             ok = w == w and w > 0
         if not ok:
             raise ParameterError(f"surrogate width must be > 0, got {w!r}")
-
-    @property
-    def code(self) -> int:
-        return SHAPE_CODES[self.shape]
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """g(x - offset) for x = H - v_th."""

@@ -70,9 +70,9 @@ size_t empty_cache() {
   return released;
 }
 
-size_t cached_bytes() {
+CacheInfo cache_info() {
   std::lock_guard<std::mutex> guard(lock);
-  return held;
+  return {free_blocks.size(), held, limit()};
 }
 
 }  // namespace quadfire

@@ -17,8 +17,11 @@ void release(void* data, size_t capacity);
 // Free every cached buffer; returns the number of bytes released.
 size_t empty_cache();
 
-// Bytes currently held in the cache.
-size_t cached_bytes();
+// What the cache holds now and may hold at most (QUADFIRE_CPU_CACHE_MB).
+struct CacheInfo {
+  size_t buffers, bytes, limit;
+};
+CacheInfo cache_info();
 
 constexpr size_t HUGE_PAGE = size_t(2) << 20;
 

@@ -54,22 +54,36 @@ inline void fence() {
 #endif
 }
 
-// One chunk's parameters by name, in table row order (neuron.h Row).
+// One chunk's parameters by name, in table row order (neuron.h Row); wa and wb are the
+// surrogate window's constants derived from its width (neuron.h window_consts).
 template <typename T>
 struct ParamRows {
-  const T *a, *u1, *u2, *vth, *vr, *vmin, *w, *off;
+  const T *a, *u1, *u2, *vth, *vr, *vmin, *wa, *wb, *off;
 };
 
-// The parameter rows of one chunk, gathered once per chunk from the [ROWS, L] table.
+// The parameter rows of one chunk, gathered from the [ROWS, L] table once per chunk, or once
+// per thread when every element shares column 0 (L == 1: no per-channel parameter). For
+// backward (SHAPE >= 0) the width row becomes the window's constants, so that no division is
+// left in the loop over time steps.
 template <typename T>
 struct ChunkParams {
-  T v[ROWS][CHUNK];
+  T v[ROWS + 1][CHUNK];  // the table's rows, then the window's second constant
+  bool shared = false;   // v holds column 0 for the whole chunk
+
+  template <int SHAPE = -1>
   ParamRows<T> load(const Problem<T>& p, int64_t e0, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
-      for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
+    if (!shared) {
+      const int64_t m = p.L == 1 ? CHUNK : n;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
+        for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
+      }
+      if constexpr (SHAPE >= 0)
+        for (int64_t i = 0; i < m; ++i)
+          window_consts<T, SHAPE>(v[WIDTH][i], &v[WIDTH][i], &v[ROWS][i]);
+      shared = p.L == 1;
     }
-    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[OFFSET]};
+    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[ROWS], v[OFFSET]};
   }
 };
 
@@ -77,6 +91,7 @@ template <typename T, bool QIF, bool SOFT>
 void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict__ spikes,
                     T* __restrict__ u_out, T* __restrict__ h_out) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
+  const T big = p.big;
 #pragma omp parallel
   {
     ChunkParams<T> pr;
@@ -86,14 +101,16 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
-      for (int64_t i = 0; i < n; ++i) u[i] = p.u0[e0 + i];
+      const auto [a, u1, u2, vth, vr, vmin, wa, wb, off] = pr.load(p, e0, n);
+      const T* start = p.u0 ? p.u0 + e0 : u1;  // no state given: rest, the table's row U1
+      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start[i], vmin[i]);
       for (int64_t t = 0; t < p.steps; ++t) {
         const T* __restrict__ xt = x + t * M + e0;
-        for (int64_t i = 0; i < n; ++i) {
+        for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
-          const T s = fire(h - vth[i]);
-          u[i] = floor_at(reset<T, SOFT>(h, s, vth[i], vr[i]), vmin[i]);
+          const T hc = finite(h, big);
+          const T s = fire(hc - vth[i]);
+          u[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
           s_buf[i] = s;
           h_buf[i] = h;
         }
@@ -106,16 +123,17 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
   }
 }
 
-// Reverse-time BPTT through charge, fire, reset and floor (the gradient flows through the
-// reset; the floor passes the gradient where U > v_min and vmin_eq of it where U == v_min, as
-// torch.clamp does for a float / a tensor bound). Parameter gradients accumulate per element
-// over T in registers and are written once as [G, M] for the caller to reduce: no atomics.
+// Reverse-time BPTT through charge, clamp, fire, reset and floor (the gradient flows through
+// the reset; the clamp of H passes it where H is finite; the floor passes it where U > v_min
+// and vmin_tie of it where U == v_min, as torch.clamp does for a float / a tensor bound, also
+// for the floored starting state). Parameter gradients accumulate per element over T in
+// registers and are written once as [G, M] for the caller to reduce: no atomics.
 template <typename T, bool QIF, bool SOFT, int SHAPE, bool PARAM_GRADS>
 void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const T* gh_in,
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
-  const T vmin_eq = p.vmin_eq;
+  const T tie = p.vmin_tie, big = p.big;
 #pragma omp parallel
   {
     ChunkParams<T> pr;
@@ -126,54 +144,51 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
+      const auto [a, u1, u2, vth, vr, vmin, wa, wb, off] = pr.template load<SHAPE>(p, e0, n);
+      const T* start = p.u0 ? p.u0 + e0 : u1;
       for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
       if (PARAM_GRADS)
         for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
       for (int64_t t = p.steps - 1; t >= 0; --t) {
         if (t > 0) {
           const T* __restrict__ hp = H + (t - 1) * M + e0;
-          for (int64_t i = 0; i < n; ++i) {
-            const T s = fire(hp[i] - vth[i]);
-            uprev[i] = floor_at(reset<T, SOFT>(hp[i], s, vth[i], vr[i]), vmin[i]);
+          for (int64_t i = 0; i < n; ++i) {  // vectorized
+            const T hc = finite(hp[i], big);
+            const T s = fire(hc - vth[i]);
+            uprev[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
           }
         } else {
-          for (int64_t i = 0; i < n; ++i) uprev[i] = p.u0[e0 + i];
+          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start[i], vmin[i]);
         }
         const T* __restrict__ ht = H + t * M + e0;
         const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
         const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
-        for (int64_t i = 0; i < n; ++i) {
+        for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = ht[i];
-          const T z = h - vth[i];
+          const T hc = finite(h, big);
+          const T z = hc - vth[i];
           const T s = fire(z);
-          const T g = window<T, SHAPE>(z, w[i], off[i]);
-          const T un = reset<T, SOFT>(h, s, vth[i], vr[i]);
-          const T pass = un > vmin[i] ? T(1) : (un == vmin[i] ? vmin_eq : T(0));
-          const T gu = gU[i] * pass;
-          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - h) * g;
-          const T gh = gst[i] * g + gu * dudh + ght[i];
-          const T U = uprev[i];
+          const T g = window<T, SHAPE>(z - off[i], wa[i], wb[i]);
+          const T gu = gU[i] * floor_pass(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i], tie);
+          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - hc) * g;
+          const T ghc = gst[i] * g + gu * dudh;  // dL/d clamp(H)
+          const T gh = (in_range(h, big) ? ghc : T(0)) + ght[i];
+          const ChargeGrad<T> cg = charge_grad<T, QIF>(gh, uprev[i], a[i], u1[i], u2[i]);
           gx_buf[i] = gh;
-          gU[i] = gh * charge_slope<T, QIF>(U, a[i], u1[i], u2[i]);
+          gU[i] = cg.u;
           if (PARAM_GRADS) {
-            if (QIF) {
-              acc[A][i] += gh * ((U - u1[i]) * (U - u2[i]));
-              acc[U1][i] -= gh * (a[i] * (U - u2[i]));
-              acc[U2][i] -= gh * (a[i] * (U - u1[i]));
-            } else {
-              acc[A][i] -= gh * (U - u1[i]);
-              acc[U1][i] += gh * a[i];
-            }
+            acc[A][i] += cg.a;
+            acc[U1][i] += cg.u1;
+            acc[U2][i] += cg.u2;
             acc[VTH][i] += SOFT ? gu * (vth[i] * g - s) - gst[i] * g
-                                : gu * ((h - vr[i]) * g) - gst[i] * g;
+                                : gu * ((hc - vr[i]) * g) - gst[i] * g;
             if (!SOFT) acc[VRESET][i] += gu * s;
           }
         }
         stream_out(gx + t * M + e0, gx_buf, n);
       }
       if (gu0)
-        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i];
+        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i] * floor_pass(start[i], vmin[i], tie);
       if (PARAM_GRADS) {
         int64_t row = 0;
         for (int r = 0; r < GRAD_ROWS; ++r) {
@@ -219,17 +234,20 @@ void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, 
       case SIGMOID: run(qif, soft, std::integral_constant<int, SIGMOID>{}); break;
       default: run(qif, soft, std::integral_constant<int, ATAN>{}); break;
     }
+    static_assert(SHAPES == 4, "a new surrogate shape needs its case here");
   };
   if (p.qif) p.soft ? by_shape(Yes{}, Yes{}) : by_shape(Yes{}, No{});
   else p.soft ? by_shape(No{}, Yes{}) : by_shape(No{}, No{});
 }
 
-template void fused_forward<float>(const Problem<float>&, const float*, float*, float*, float*);
-template void fused_forward<double>(const Problem<double>&, const double*, double*, double*,
-                                    double*);
-template void fused_backward<float>(const Problem<float>&, const float*, const float*,
-                                    const float*, const float*, float*, float*, float*);
-template void fused_backward<double>(const Problem<double>&, const double*, const double*,
-                                     const double*, const double*, double*, double*, double*);
+// One dtype per translation unit, so the two halves of the (template-heavy) compile run in
+// parallel: this file instantiates float, kernels_double.cpp includes it for double.
+#ifndef QUADFIRE_KERNEL_T
+#define QUADFIRE_KERNEL_T float
+#endif
+using K = QUADFIRE_KERNEL_T;
+template void fused_forward<K>(const Problem<K>&, const K*, K*, K*, K*);
+template void fused_backward<K>(const Problem<K>&, const K*, const K*, const K*, const K*, K*, K*,
+                                K*);
 
 }  // namespace quadfire
