@@ -106,8 +106,9 @@ def _check_vectorization(build_dir: Path, kind: str | None) -> dict:
         result = {"ok": None, "reason": f"no vectorization report from {_cxx()} "
                                         f"(compiler kind {kind or 'unknown'})"}
     else:
-        result = vectorization.check(vectorization.marked_loops(CSRC / "kernels.cpp"),
-                                     vectorization.read_reports(kind, reports))
+        source = CSRC / "kernels.cpp"
+        result = vectorization.check(vectorization.marked_loops(source),
+                                     vectorization.read_reports(kind, reports), source)
     result["compiler"] = kind
     for f in [*build_dir.glob("*.vect"), *build_dir.glob("*.opt.yaml")]:
         f.unlink(missing_ok=True)

@@ -33,6 +33,24 @@ def marked_loops(source: Path) -> dict[int, str]:
     return out
 
 
+def loop_extent(source: Path, line: int) -> range:
+    """The lines of the loop that starts on `line`: its pragmas, its ``for`` and its body to
+    the closing brace. Compilers place a loop's remark on the ``for`` line or, for an
+    ``omp simd`` loop, on the pragma (Clang) or the first statement of the body (GCC); the
+    marked loops hold no inner loop, so any loop remark in this range is about this loop."""
+    lines = source.read_text().splitlines()
+    first = line
+    while first > 1 and lines[first - 2].strip().startswith("#pragma"):
+        first -= 1
+    depth = 0
+    for number in range(line, len(lines) + 1):
+        text = lines[number - 1].split("//")[0]
+        depth += text.count("{") - text.count("}")
+        if depth <= 0 and "{" in "".join(lines[line - 1:number]):
+            return range(first, number + 1)
+    return range(first, line + 1)
+
+
 def compiler_kind(cxx: str) -> str | None:
     """"gcc", "clang" or None (unknown or not runnable), from ``cxx --version``."""
     try:
@@ -120,13 +138,15 @@ def read_reports(kind: str, paths: list[Path], source_name: str = "kernels.cpp")
     return remarks
 
 
-def check(loops: dict[int, str], remarks: Remarks) -> dict:
-    """Judge the marked `loops` against `remarks`: a JSON-able summary with ``ok`` and, per
-    failed line, why (never vectorized, or not vectorized in some functions)."""
+def check(loops: dict[int, str], remarks: Remarks, source: Path | None = None) -> dict:
+    """Judge the marked `loops` (of `source`, to find each loop's extent) against `remarks`:
+    a JSON-able summary with ``ok`` and, per failed line, why (never vectorized, or not
+    vectorized in some functions)."""
     failed = {}
     for line, text in loops.items():
-        done = [f for f, (v, _) in remarks.items() if line in v]
-        missed = [f for f, (v, m) in remarks.items() if line in m and line not in v]
+        lines = set(loop_extent(source, line)) if source is not None else {line}
+        done = [f for f, (v, _) in remarks.items() if lines & v]
+        missed = [f for f, (v, m) in remarks.items() if lines & m and not lines & v]
         if not done:
             failed[line] = f"never reported vectorized: {text}"
         elif missed:
