@@ -7,8 +7,9 @@
 // keeps freed buffers of the exact sizes a training loop requests again (spikes, H, dX) and
 // reuses them. (Advising transparent huge pages was tried and dropped: on the test VM the first
 // huge-page faults of a process cost ~4 s per GB, far more than the 4 KiB faults they save.)
-// The cache is bounded (QUADFIRE_CPU_CACHE_MB) and can be emptied
-// (quadfire.ops.cpu.empty_cache()); it holds memory, never numerical state.
+// The cache is bounded (QUADFIRE_CPU_CACHE_MB, default DEFAULT_MB) and can be emptied
+// (quadfire.ops.cpu.empty_cache()); it holds memory, never numerical state, and
+// quadfire.ops.cpu.cache_info() (and `quadfire info`) shows what it holds.
 #include "buffers.h"
 
 #include <cstdlib>
@@ -22,10 +23,17 @@ std::mutex lock;
 std::multimap<size_t, void*> free_blocks;  // capacity -> buffer
 size_t held = 0;
 
+// 256 MiB: a layer's spikes, H and dX up to 1M neurons x T = 16 or 4M neurons x T = 4, or a
+// whole ResNet-19 training step at batch 8, T = 4 (224 MiB between steps), come back without
+// page faults, yet a process that ran a neuron layer once keeps no more than that behind its
+// back. Bigger batches, layers or T need a step's worth of outputs (QUADFIRE_CPU_CACHE_MB);
+// without it they pay first-touch faults that cost about as much as the kernels.
+constexpr long long DEFAULT_MB = 256;
+
 size_t limit() {
   static const size_t value = [] {
     const char* env = std::getenv("QUADFIRE_CPU_CACHE_MB");
-    const long long mb = env ? std::atoll(env) : 2048;
+    const long long mb = env ? std::atoll(env) : DEFAULT_MB;
     return size_t(mb > 0 ? mb : 0) << 20;
   }();
   return value;

@@ -11,7 +11,7 @@ namespace quadfire {
 void* acquire(size_t bytes, size_t* capacity);
 
 // Return a buffer from `acquire`: cached for reuse while the cache is under its limit
-// (QUADFIRE_CPU_CACHE_MB, default 2048), freed otherwise.
+// (QUADFIRE_CPU_CACHE_MB, default 256), freed otherwise.
 void release(void* data, size_t capacity);
 
 // Free every cached buffer; returns the number of bytes released.
