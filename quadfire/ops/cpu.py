@@ -40,7 +40,11 @@ def _arch_flags() -> tuple[str, ...]:
     cached under a key that includes the CPU's feature flags, so it never runs elsewhere."""
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i686", "i386"):
-        return ("-march=native",)
+        # 256-bit vectors even where GCC's tuning for -march=native picks 128-bit ones: a CPU
+        # that reports itself as Zen 1 (as QEMU's "EPYC" model does on newer hosts, like the
+        # project's 2-core VM) gets 128-bit loops, and 256-bit ones run 13% faster there.
+        # 256 is GCC's own choice for AVX2 and AVX-512 Intel and later AMD CPUs.
+        return ("-march=native", "-mprefer-vector-width=256")
     if machine in ("aarch64", "arm64"):
         return ("-mcpu=native",)  # GCC and Clang both take -mcpu=native on AArch64
     return ()
