@@ -119,6 +119,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& x,
                                                        at::IntArrayRef settings) {
   check_settings(settings, fwd::COUNT, "forward");
   check_inputs(x, u0, table, settings[fwd::INNER], settings[fwd::PERIOD]);
+  new_pass();  // for the buffer cache: sizes asked for again in a later pass are a loop's
   const bool need_h = settings[fwd::NEED_H] != 0;
   auto spikes = output(x.sizes(), x.options());
   auto u_out = output({x.size(1)}, x.options());
