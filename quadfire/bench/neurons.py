@@ -86,6 +86,14 @@ def machine_line(device: str) -> str:
     return line
 
 
+def _cache_mb(args) -> int:
+    if args.cache_mb is not None:
+        return args.cache_mb
+    from ..ops import cpu
+
+    return cpu.cache_info()["limit_bytes"] >> 20
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -217,9 +225,9 @@ def parse(argv):
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per row")
     p.add_argument("--cache-mb", type=int, default=None,
-                   help="QUADFIRE_CPU_CACHE_MB for the rows (default: the library's, 256); a "
-                        "training loop of a big layer keeps a step's outputs, 3 x T x neurons "
-                        "x 4 bytes")
+                   help="QUADFIRE_CPU_CACHE_MB for the rows (default: the library's, 1/8 of "
+                        "RAM up to 2 GiB); a loop over a layer reuses about 3 x T x neurons x "
+                        "4 bytes of outputs")
     p.add_argument("--json", default=None, help="also write the raw results to this file")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -251,8 +259,7 @@ def main(argv=None) -> int:
                   f"{results[-1]['time_s'] * 1e3:.1f} ms"), file=sys.stderr, flush=True)
     print(f"# quadfire bench neurons: {args.neurons} neurons, float32, {args.device}, "
           f"{args.threads} threads, {time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s")
-    print(f"# {machine_line(args.device)}; output-buffer cache "
-          f"{args.cache_mb if args.cache_mb is not None else 'default (256)'} MiB")
+    print(f"# {machine_line(args.device)}; CPU output-buffer cache limit {_cache_mb(args)} MiB")
     print(table(results, args.neurons))
     if args.json:
         with open(args.json, "w") as f:
