@@ -43,8 +43,8 @@ def test_null_orbit_is_the_iterated_map_with_reset():
 
 
 def test_null_orbit_respects_the_floor():
-    orbit = null_orbit(QIF(), -3.0, 5)  # below the vertex: floored at v_min = -1.75
-    assert orbit.u[1] == pytest.approx(max(dynamics.qif_map(-3.0), -1.75))
+    orbit = null_orbit(QIF(), -3.0, 5)  # below the vertex: the start is floored at v_min = -1.75
+    assert orbit.u[1] == pytest.approx(max(dynamics.qif_map(-1.75), -1.75))
     assert orbit.spikes.sum() == 0
 
 

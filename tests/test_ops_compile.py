@@ -41,17 +41,19 @@ def _grads(model, x):
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
 @pytest.mark.parametrize("op", ["forward", "backward"])
 def test_custom_ops_pass_opcheck(op):
-    x = (torch.randn(5, 12) + 0.5).requires_grad_()
-    u0 = torch.zeros(12, requires_grad=True)
-    t = pack.pack(QIF(learnable="scalar").params(2), (12,), torch.float32, x.device)
-    table = t.table.detach().requires_grad_()  # opcheck wants leaves
+    """Each op alone; their autograd is `fused.Fused`, tested through the models below."""
+    x = torch.randn(5, 12) + 0.5
+    u0 = torch.zeros(12)
+    p = QIF(learnable="scalar").params(2)
+    t = pack.pack(p, (12,), torch.float32, x.device)
+    table = t.table.detach()
     fwd, bwd = fused.OPS["cpu"]
-    args = (x, u0, table, t.inner, t.period, True, False, 0, t.vmin_eq, t.rows_mask, True)
+    args = (x, u0, table, list(pack.forward_settings(p, t, need_h=True)))
     if op == "backward":
         _, _, h = fwd(*args)
-        args = (torch.randn(5, 12), torch.randn(12), None, h.detach(), u0.detach(),
-                table.detach(), t.inner, t.period, True, False, 0, t.vmin_eq, t.rows_mask,
-                True, torch.float32)
+        settings = pack.backward_settings(p, t)._replace(state_grad=1)
+        args = (torch.randn(5, 12), torch.randn(12), None, h, u0, table, list(settings),
+                torch.float32)
         fwd = bwd
     result = torch.library.opcheck(fwd, args)
     assert all(v == "SUCCESS" for v in result.values()), result

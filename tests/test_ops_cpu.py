@@ -12,7 +12,7 @@ from hypothesis import given, settings
 
 from quadfire import ops
 from quadfire.neurons import LIF, QIF
-from quadfire.ops import cpu
+from quadfire.ops import cpu, pack
 
 from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
                                  cases, run)
@@ -60,8 +60,8 @@ def test_empty_inputs_give_empty_results(shape):
     out = ops.neuron_multistep(x, neuron.params(len(shape) - 1), u0, trace=True, backend="cpu")
     assert out.spikes.shape == x.shape and out.trace.shape == x.shape
     assert out.state.shape == u0.shape
-    (out.spikes.sum() + out.state.sum()).backward()
-    assert x.grad is None or x.grad.shape == x.shape  # nothing flows from an empty sequence
+    (out.spikes.sum() + out.state.sum() + out.trace.sum()).backward()
+    assert x.grad is not None and x.grad.shape == x.shape  # empty, but part of the graph
     assert u0.grad is not None and u0.grad.shape == u0.shape
 
 
@@ -99,14 +99,17 @@ def test_bad_state_and_backend_are_named():
 
 def test_raw_kernel_rejects_mismatched_tensors():
     x = torch.zeros(3, 4)
-    table = torch.zeros(8, 1)
+    table = torch.zeros(len(pack.ROWS), 1)
+    settings = [1, 1, 1, 0, 1]  # pack.Forward: inner, period, qif, soft, need_h
+    fwd = torch.ops.quadfire_cpu.forward
     with pytest.raises(RuntimeError, match="state must be a contiguous CPU tensor of 4"):
-        torch.ops.quadfire_cpu.forward(x, torch.zeros(5), table, 1, 1, True, False, True)
+        fwd(x, torch.zeros(5), table, settings)
     with pytest.raises(RuntimeError, match="expected float32 or float64"):
-        torch.ops.quadfire_cpu.forward(x.half(), torch.zeros(4).half(), table.half(), 1, 1, True,
-                                       False, True)
+        fwd(x.half(), torch.zeros(4).half(), table.half(), settings)
     with pytest.raises(RuntimeError, match="parameter table"):
-        torch.ops.quadfire_cpu.forward(x, torch.zeros(4), torch.zeros(7, 1), 1, 1, True, False, True)
+        fwd(x, torch.zeros(4), torch.zeros(7, 1), settings)
+    with pytest.raises(RuntimeError, match="forward takes 5 settings, got 4"):
+        fwd(x, None, table, settings[:4])
 
 
 def test_unpackable_parameters_fall_back_or_are_refused():
@@ -155,12 +158,27 @@ def test_large_outputs_are_cached_and_reused_correctly():
     cpu.empty_cache()
     torch.manual_seed(2)
     neuron = QIF(learnable="scalar")
-    x = torch.randn(4, 2, 300_000) + 0.4  # 9.6 MB per [T, M] output: cached
+    x = torch.randn(4, 2, 300_000) + 0.4  # 9.6 MB per [T, M] output: cacheable
     ref = ops.neuron_multistep(x, neuron.params(2), neuron.rest_state(x[0]), backend="reference")
-    for _ in range(2):  # the second run writes into the first run's recycled buffers
+    for _ in range(3):  # the third run writes into the second run's recycled buffers
         out = ops.neuron_multistep(x, neuron.params(2), neuron.rest_state(x[0]), trace=True,
                                    backend="cpu")
         assert torch.equal(out.spikes, ref.spikes) and torch.equal(out.state, ref.state)
         del out
     assert cpu.cached_bytes() > 0
     assert cpu.empty_cache() > 0 and cpu.cached_bytes() == 0
+
+
+def test_the_cache_keeps_only_sizes_that_come_back():
+    """One run of a layer leaves nothing behind; a loop keeps its working set."""
+    cpu.empty_cache()
+    x = torch.randn(4, 3_300_001) + 0.4  # sizes (rounded to 2 MiB) no other test uses
+    with torch.no_grad():
+        QIF()(x)
+        assert cpu.cache_info()["buffers"] == 0
+        QIF()(x)
+        QIF()(x)
+    info = cpu.cache_info()
+    assert info["buffers"] >= 1 and info["bytes"] >= 13_200_004
+    assert info["limit_bytes"] > 0
+    cpu.empty_cache()

@@ -106,18 +106,21 @@ def test_kernels_compile_for_cuda_without_fma(dtype):
 
     from quadfire.ops import triton_kernels as k
 
+    from quadfire.ops import pack
+
     target = GPUTarget("cuda", 90, 32)
     options = {"num_warps": 4, "enable_fp_fusion": False}
-    fwd_const = {"QIF": True, "SOFT": False, "NEED_H": True, "BLOCK": 1024}
+    p = QIF(reset="soft", surrogate="sigmoid", learnable="scalar").params(1)
+    t = pack.pack(p, (8,), torch.float32, torch.device("cpu"))
+    fwd_const = gpu.forward_constexprs(pack.forward_settings(p, t, need_h=True), from_rest=False)
     ptr = {n: "*fp32" for n in ("u0_ptr", "table_ptr", "u_ptr", "h_ptr")}
     fwd = _signature(k.forward_kernel, {**ptr, "x_ptr": f"*{dtype}", "s_ptr": f"*{dtype}"}, fwd_const)
-    bwd_const = {"QIF": True, "SOFT": True, "SHAPE": 2, "HAS_GS": True, "HAS_GU": True,
-                 "HAS_GH": True, "SLOT_A": 0, "SLOT_U1": 1, "SLOT_U2": 2, "SLOT_VTH": 3,
-                 "SLOT_VR": -1, "BLOCK": 1024}
+    settings = pack.backward_settings(p, t)._replace(state_grad=1)
+    bwd_const = gpu.backward_constexprs(settings, False, True, True, True)
     ptrs = {n: "*fp32" for n in ("gu_ptr", "gh_last", "h_last", "u0_ptr", "table_ptr", "gu0_ptr",
                                  "gp_ptr")}
     bwd = _signature(k.backward_kernel, {**ptrs, "gs_last": f"*{dtype}", "gx_last": f"*{dtype}",
-                                         "vmin_eq": "fp32"}, bwd_const)
+                                         "tie": "fp32"}, bwd_const)
     for kernel, sig, const in ((k.forward_kernel, fwd, fwd_const), (k.backward_kernel, bwd, bwd_const)):
         compiled = triton.compile(ASTSource(kernel, sig, constexprs=const), target=target,
                                   options=options)

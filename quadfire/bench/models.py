@@ -25,7 +25,6 @@ import datetime
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -195,8 +194,10 @@ def run_row(row: str, args) -> dict:
 
 def table(results: list[dict], args) -> str:
     base = next((r for r in results if r["row"] == "spikingjelly"), None)
+    from .diagnostics import cpu_model, vector_isa
+
     lines = [f"ResNet-19, T={args.T}, batch {args.batch}, {args.size}x{args.size}, one SGD "
-             f"training step, CPU ({platform.processor() or platform.machine()}, "
+             f"training step, CPU ({cpu_model()}, {vector_isa()}, "
              f"{args.threads} threads), torch {torch.__version__}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              "",

@@ -76,6 +76,26 @@ def _layer(row: str, device: str):
     raise ValueError(f"unknown row {row!r}; expected one of {ROWS}")
 
 
+def machine_line(device: str) -> str:
+    """The CPU model and vector ISA, and the GPU on CUDA, for a benchmark's header."""
+    import torch
+
+    from .diagnostics import cpu_model, vector_isa
+
+    line = f"CPU: {cpu_model()} ({vector_isa()}, {os.cpu_count()} cores)"
+    if device == "cuda" and torch.cuda.is_available():
+        line += f"; GPU: {torch.cuda.get_device_name()}"
+    return line
+
+
+def _cache_mb(args) -> int:
+    if args.cache_mb is not None:
+        return args.cache_mb
+    from ..ops import cpu
+
+    return cpu.cache_info()["limit_bytes"] >> 20
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -162,6 +182,8 @@ def _run_row(row: str, steps: int, args) -> dict:
            "--neurons", str(args.neurons), "--repeats", str(args.repeats), "--device", args.device,
            "--budget", str(args.budget)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    if args.cache_mb is not None:
+        env["QUADFIRE_CPU_CACHE_MB"] = str(args.cache_mb)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -212,6 +234,10 @@ def parse(argv):
                    help="cpu or cuda (default: cuda when available)")
     p.add_argument("--timeout", type=float_in(0, 86400, lo_open=True), default=300.0,
                    help="seconds per row")
+    p.add_argument("--cache-mb", type=int_in(0, 1 << 20), default=None,
+                   help="QUADFIRE_CPU_CACHE_MB for the rows (default: the library's, 1/8 of "
+                        "RAM up to 2 GiB); a loop over a layer reuses about 3 x T x neurons x "
+                        "4 bytes of outputs")
     p.add_argument("--json", type=output_file_in_folder, default=None,
                    help="also write the raw results to this file")
     p.add_argument("--worker", default=None, choices=ROWS, help=argparse.SUPPRESS)
@@ -249,6 +275,7 @@ def main(argv=None) -> int:
                   f"{results[-1]['time_s'] * 1e3:.1f} ms"), file=sys.stderr, flush=True)
     print(f"# quadfire bench neurons: {args.neurons} neurons, float32, {args.device}, "
           f"{args.threads} threads, {time.strftime('%Y-%m-%d')}, {time.perf_counter() - start:.0f} s")
+    print(f"# {machine_line(args.device)}; CPU output-buffer cache limit {_cache_mb(args)} MiB")
     print(table(results, args.neurons))
     if args.json:
         with open(args.json, "w") as f:

@@ -41,9 +41,23 @@ def lif_charge(x: torch.Tensor, u: torch.Tensor, p: LIFParams) -> torch.Tensor:
 
 
 def fire_reset(h: torch.Tensor, p: QIFParams | LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
-    """(S, U) from the charged potential H: threshold, reset and, for QIF, the v_min floor."""
-    s = spike(h - p.v_th, p.window)
-    u = h - p.v_th * s if p.soft else h * (1 - s) + p.v_reset * s
+    """(S, U) from the charged potential H: threshold, reset and, for QIF, the v_min floor.
+
+    Non-finite numbers (docs/neuron.md, "Non-finite inputs"): H is first clamped to the finite
+    range of its dtype, ``Hc = clamp(H, -max, max)``, and the spike (``Hc >= v_th``), the reset
+    and the floor use Hc. So +inf fires and resets (hard: to v_reset; soft: to max - v_th);
+    -inf becomes -max, then the floor (QIF) or, without one (LIF, ``v_min=None``), a finite
+    potential that the map moves on from. For finite H, Hc is H: nothing changes, bit for bit.
+    The gradient passes where H is finite and is 0 at +-inf, as for a clamp. NaN stays NaN (in
+    U, and for ever after) and never spikes; its gradient through the clamp is 0. Nothing is
+    repaired silently: the trace of a run reports H as charged, before the clamp.
+    """
+    big = torch.finfo(h.dtype).max
+    # where() rather than a bare clamp: torch.clamp's gradient is 0 *at* a float bound, and
+    # H = +-max is finite; the clamp branch only decides +-inf and NaN
+    hc = torch.where(h.abs() <= big, h, h.clamp(-big, big))
+    s = spike(hc - p.v_th, p.window)
+    u = hc - p.v_th * s if p.soft else hc * (1 - s) + p.v_reset * s
     v_min = getattr(p, "v_min", None)
     if v_min is not None:
         # The floor keeps U on the increasing branch of the map: below u1 - 1/a the discrete

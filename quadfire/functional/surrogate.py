@@ -26,7 +26,6 @@ from ..errors import ParameterError
 Scalar = Union[float, torch.Tensor]
 
 SHAPES = ("rect", "triangle", "sigmoid", "atan")
-SHAPE_CODES = {name: i for i, name in enumerate(SHAPES)}  # the integer kernels receive
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,6 @@ class Window:
         if not isinstance(o, torch.Tensor) and (isinstance(o, bool) or not isinstance(
                 o, (int, float)) or not math.isfinite(o)):
             raise ParameterError(f"surrogate offset must be a finite number, got {o!r}")
-
-    @property
-    def code(self) -> int:
-        return SHAPE_CODES[self.shape]
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """g(x - offset) for x = H - v_th."""

@@ -15,7 +15,7 @@ from torch.utils.hooks import RemovableHandle
 from .. import ops
 from ..errors import ParameterError
 from ..functional import (LIFParams, NeuronOutput, QIFParams, check_channels, check_state,
-                          check_time_major, rest_potential)
+                          check_time_major)
 
 
 def per_channel(v: torch.Tensor, ndim_step: int) -> torch.Tensor:
@@ -65,8 +65,7 @@ class MultiStepNeuron(nn.Module):
         # Built once per call: for learnable neurons this is several small kernels and, in
         # the window check, a device sync.
         p = self.params(len(step_shape))
-        if state is None:
-            state = _rest(p, step_shape, x.dtype, x.device)
+        # state None: the kernels start from rest themselves, with no [N, ...] tensor to fill
         return ops.dispatch(x, p, state, trace=trace, backend=self.backend)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
@@ -85,12 +84,7 @@ class MultiStepNeuron(nn.Module):
 def _rest(p: QIFParams | LIFParams, shape: torch.Size, dtype: torch.dtype,
           device: torch.device) -> torch.Tensor:
     """The resting membrane of params `p` for one step of that shape (float32 for half)."""
-    dt = torch.float64 if dtype == torch.float64 else torch.float32
-    rest = rest_potential(p)
-    if isinstance(rest, torch.Tensor):
-        return torch.zeros(shape, dtype=dt, device=device) + rest.detach()
-    # one pass over [N, ...] instead of two: at 4M neurons this is not free next to a fused step
-    return torch.full(shape, rest, dtype=dt, device=device)
+    return ops.rest_state(p, shape, dtype, device)
 
 
 def reset_kind(reset: str) -> bool:

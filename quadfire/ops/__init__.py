@@ -63,9 +63,11 @@ def select_backend(x: torch.Tensor, backend: str | None = None) -> str:
     return backend
 
 
-def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor,
+def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None = None,
                      trace: bool = False, backend: str | None = None) -> NeuronOutput:
-    """Run a QIF or LIF-family neuron over ``x [T, N, ...]`` from membrane state ``u0 [N, ...]``.
+    """Run a QIF or LIF-family neuron over ``x [T, N, ...]`` from membrane state ``u0 [N, ...]``
+    (None: from rest, u1 or v_rest, with no gradient into it). A given state is floored at
+    v_min before the first step, like every later state.
 
     Returns `NeuronOutput` (spikes in x.dtype; state and trace in float32, or float64 for
     float64 input). Equations: `quadfire.functional.steps`. This is the checked public entry;
@@ -75,12 +77,13 @@ def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor
     if not isinstance(p, (QIFParams, LIFParams)):
         raise InputTypeError(f"neuron parameters must be QIFParams or LIFParams, got "
                              f"{type(p).__name__}")
-    check_state(u0, x)
+    if u0 is not None:
+        check_state(u0, x)
     return dispatch(x, p, u0, trace, backend)
 
 
-def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor, trace: bool = False,
-             backend: str | None = None) -> NeuronOutput:
+def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None = None,
+             trace: bool = False, backend: str | None = None) -> NeuronOutput:
     """`neuron_multistep` without the argument checks (the caller has made them)."""
     name = select_backend(x, backend)
     if name != "reference":
@@ -90,9 +93,16 @@ def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor, trace:
             if backend is not None and not ok:
                 raise InputError(f"backend={backend!r} cannot pack these parameters (tensor "
                                  f"parameters must broadcast against one step {tuple(x.shape[1:])}"
-                                 f", be {cdt} on {x.device}, and only a, u1, u2, k, v_rest, "
-                                 f"v_th, v_reset may require grad); use the reference backend")
+                                 f", be {cdt} on {x.device}, only a, u1, u2, k, v_rest, v_th, "
+                                 f"v_reset may require grad, and the surrogate shape must be one "
+                                 f"of {pack.SHAPES}); use the reference backend")
             name = "reference"
     if name == "reference":
         return NeuronOutput(*reference.multistep(x, p, u0, trace))
     return NeuronOutput(*fused.multistep(x, p, u0, trace, name))
+
+
+def rest_state(p: QIFParams | LIFParams, shape, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+    """The resting membrane [N, ...] a run starts from when no state is given."""
+    return reference.rest_state(p, torch.Size(shape), dtype, device)

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from .pack import GRAD_ROWS
+from . import pack
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 BLOCK = 1024
@@ -54,39 +54,58 @@ def _grid(m: int):
     return (max(1, -(-m // BLOCK)),)
 
 
-def forward(x, u0, table, inner, period, qif, soft, need_h):
-    """Raw fused forward on [T, M] (spikes in x's dtype, state and H float32)."""
+def forward_constexprs(s: pack.Forward, from_rest: bool) -> dict:
+    """The forward kernel's compile-time arguments for settings `s` (also used by the tests
+    that compile the kernels for a GPU target)."""
+    return dict(QIF=bool(s.qif), SOFT=bool(s.soft), NEED_H=bool(s.need_h), FROM_REST=from_rest,
+                BLOCK=BLOCK, **pack.triton_rows())
+
+
+def backward_constexprs(s: pack.Backward, from_rest: bool, has_gs: bool, has_gu: bool,
+                        has_gh: bool) -> dict:
+    """The backward kernel's compile-time arguments: the surrogate shape travels by name, and
+    each gradient row gets its slot in the [G, M] output (-1: not wanted)."""
+    slots, g = {}, 0
+    for r, name in enumerate(pack.ROWS[:pack.GRAD_ROWS]):
+        wanted = s.rows_mask >> r & 1
+        slots[f"SLOT_{name.upper()}"] = g if wanted else -1
+        g += wanted
+    return dict(QIF=bool(s.qif), SOFT=bool(s.soft), SHAPE=pack.SHAPES[s.shape],
+                FROM_REST=from_rest, STATE_GRAD=bool(s.state_grad), HAS_GS=has_gs, HAS_GU=has_gu, HAS_GH=has_gh,
+                BLOCK=BLOCK, **slots, **pack.triton_rows())
+
+
+def forward(x, u0, table, s: pack.Forward):
+    """Raw fused forward on [T, M] (spikes in x's dtype, state and H float32); u0 None: rest."""
     k = _kernels()
     steps, m = x.shape
     spikes = torch.empty_like(x)
-    state = torch.empty_like(u0)
-    h = x.new_empty(x.shape if need_h else (0,), dtype=u0.dtype)
-    k.forward_kernel[_grid(m)](x, u0, table, spikes, state, h if need_h else spikes, steps, m,
-                               table.shape[1], inner, period, QIF=qif, SOFT=soft, NEED_H=need_h,
-                               BLOCK=BLOCK, num_warps=NUM_WARPS, enable_fp_fusion=False)
+    state = x.new_empty((m,), dtype=table.dtype)
+    h = x.new_empty(x.shape if s.need_h else (0,), dtype=table.dtype)
+    k.forward_kernel[_grid(m)](x, table if u0 is None else u0, table, spikes, state,
+                               h if s.need_h else spikes, steps, m, table.shape[1], s.inner,
+                               s.period, **forward_constexprs(s, u0 is None),
+                               num_warps=NUM_WARPS, enable_fp_fusion=False)
     return spikes, state, h
 
 
-def backward(grad_spikes, grad_state, grad_trace, h, u0, table, inner, period, qif, soft, shape,
-             vmin_eq, rows_mask, need_state_grad, x_dtype):
-    """Raw fused backward: (grad x in x_dtype, grad u0, per-element parameter grads [G, M])."""
+def backward(grad_spikes, grad_state, grad_trace, h, u0, table, s: pack.Backward, x_dtype):
+    """Raw fused backward: (grad x in x_dtype, grad u0 or [0], per-element parameter grads
+    [G, M])."""
     k = _kernels()
     steps, m = h.shape
     gx = h.new_empty(h.shape, dtype=x_dtype)
-    gu0 = torch.empty_like(u0)
-    slots, g = [], 0
-    for r in range(GRAD_ROWS):
-        slots.append(g if rows_mask >> r & 1 else -1)
-        g += rows_mask >> r & 1
+    gu0 = h.new_empty((m,) if s.state_grad else (0,))
+    g = bin(s.rows_mask).count("1")
     gp = h.new_empty((g, m))
     last = max(steps - 1, 0)
     gs = grad_spikes if grad_spikes is not None else h
     gh = grad_trace if grad_trace is not None else h
+    const = backward_constexprs(s, u0 is None, grad_spikes is not None, grad_state is not None,
+                                grad_trace is not None)
     k.backward_kernel[_grid(m)](
-        gs[last], grad_state if grad_state is not None else u0, gh[last], h[last], u0, table,
-        gx[last], gu0, gp if g else gu0, steps, m, table.shape[1], inner, period, float(vmin_eq),
-        QIF=qif, SOFT=soft, SHAPE=shape, HAS_GS=grad_spikes is not None,
-        HAS_GU=grad_state is not None, HAS_GH=grad_trace is not None, SLOT_A=slots[0],
-        SLOT_U1=slots[1], SLOT_U2=slots[2], SLOT_VTH=slots[3], SLOT_VR=slots[4], BLOCK=BLOCK,
-        num_warps=NUM_WARPS, enable_fp_fusion=False)
-    return gx, (gu0 if need_state_grad else gu0.new_empty((0,))), gp
+        gs[last], grad_state if grad_state is not None else h, gh[last], h[last],
+        table if u0 is None else u0, table, gx[last], gu0 if s.state_grad else gx,
+        gp if g else gx, steps, m, table.shape[1], s.inner, s.period, 0.5 * s.vmin_tie,
+        **const, num_warps=NUM_WARPS, enable_fp_fusion=False)
+    return gx, gu0, gp

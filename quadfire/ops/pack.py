@@ -1,17 +1,21 @@
-"""Flatten a neuron's parameters into the table the fused kernels read.
+"""The fused kernels' interface, in one place: the parameter table, the settings bundles and
+the surrogate shape codes. The C++ library reports the layout it was built with and
+`quadfire.ops.cpu` refuses one that differs from this file; the Triton kernels receive the
+row indices (`triton_rows`) and the shape name as constexprs from here.
 
-Every parameter (float, 0-d tensor or per-channel tensor broadcastable against one step
-``[N, ...]``) becomes one row of a table ``[ROWS, L]``:
+Table ``[len(ROWS), L]``: one row per name in `ROWS`, each a float, a 0-d tensor or a
+per-channel tensor broadcastable against one step ``[N, ...]``. LIF-family neurons store k in
+row "a" and v_rest in row "u1" (also the rest state a run starts from); "u2" is unused. Only
+the first `GRAD_ROWS` rows can carry gradient. Element e of a flattened step reads column
+``(e // inner) % period``: the columns cover the span of step dims from the first to the last
+dim on which any parameter varies, so a per-channel ``[C, 1, 1]`` parameter against
+``[N, C, H, W]`` gives period = C, inner = H*W. Tensor parameters enter the table through
+`expand`/`stack`, so autograd routes the table's gradient back to a, u1, u2, v_reset (which
+may be the very tensor u1), k, ... with no special casing.
 
-    row  0: a (QIF) or k (LIF)      3: v_th        6: window width
-         1: u1 (QIF) or v_rest      4: v_reset     7: window offset
-         2: u2 (QIF; unused by LIF) 5: v_min (-inf: no floor)
-
-Element e of a flattened step reads column ``(e // inner) % period``. The columns cover the
-span of step dims from the first to the last dim on which any parameter varies: a per-channel
-``[C, 1, 1]`` parameter against ``[N, C, H, W]`` gives period = C, inner = H*W. Tensor
-parameters enter the table through `expand`/`stack`, so autograd routes the table's gradient
-back to a, u1, u2, v_reset (which may be the very tensor u1), k, ... with no special casing.
+Settings: each op takes its integer settings as one ``int[]``, the fields of `Forward` or
+`Backward` in order; the backward-only ones (surrogate shape, gradient rows, floor tie rule)
+reach backward through the autograd function of `quadfire.ops.fused`, never through forward.
 """
 from __future__ import annotations
 
@@ -22,25 +26,66 @@ import torch
 
 from ..functional import LIFParams, QIFParams
 
-ROWS = 8
-GRAD_ROWS = 5  # rows 0..4 can carry gradient; the floor and the window never do
+ROWS = ("a", "u1", "u2", "v_th", "v_reset", "v_min", "width", "offset")
+GRAD_ROWS = 5  # rows a .. v_reset can carry gradient; the floor and the window never do
+ROW = {name: i for i, name in enumerate(ROWS)}
+# Surrogate shapes the kernels implement; a shape's code is its position. A window shape
+# that is missing here runs on the reference path (`supported`).
+SHAPES = ("rect", "triangle", "sigmoid", "atan")
+SHAPE_CODES = {name: i for i, name in enumerate(SHAPES)}
+
+
+class Forward(NamedTuple):
+    """Settings of the forward op."""
+
+    inner: int
+    period: int
+    qif: int  # 1: QIF charge; 0: LIF charge
+    soft: int  # 1: soft reset
+    need_h: int  # 1: write H (for backward or the trace)
+
+
+class Backward(NamedTuple):
+    """Settings of the backward op."""
+
+    inner: int
+    period: int
+    qif: int
+    soft: int
+    shape: int  # surrogate code, SHAPE_CODES
+    rows_mask: int  # bit r: row r needs its gradient
+    vmin_tie: int  # 1: the floor passes half the gradient where U == v_min (tensor bound)
+    state_grad: int  # 1: return the gradient of the starting state
 
 
 class Table(NamedTuple):
-    table: torch.Tensor  # [ROWS, L] in the compute dtype
+    table: torch.Tensor  # [len(ROWS), L] in the compute dtype
     inner: int
     period: int
-    rows_mask: int  # bit r set: row r needs its gradient
-    vmin_eq: float  # share of gradient torch.clamp passes where U == v_min (0 float, 0.5 tensor)
+    rows_mask: int
+    vmin_tie: int  # torch.clamp passes 0 (float bound) or 1/2 (tensor bound) where U == v_min
 
 
-def rows_of(p: QIFParams | LIFParams) -> list:
-    """The eight row values of `p`, in table order (floats or tensors)."""
+def row_values(p: QIFParams | LIFParams) -> dict:
+    """Each row's value for `p` (floats or tensors), by row name."""
     w = p.window
     if isinstance(p, QIFParams):
         vmin = -math.inf if p.v_min is None else p.v_min
-        return [p.a, p.u1, p.u2, p.v_th, p.v_reset, vmin, w.width, w.offset]
-    return [p.k, p.v_rest, 0.0, p.v_th, p.v_reset, -math.inf, w.width, w.offset]
+        return {"a": p.a, "u1": p.u1, "u2": p.u2, "v_th": p.v_th, "v_reset": p.v_reset,
+                "v_min": vmin, "width": w.width, "offset": w.offset}
+    return {"a": p.k, "u1": p.v_rest, "u2": 0.0, "v_th": p.v_th, "v_reset": p.v_reset,
+            "v_min": -math.inf, "width": w.width, "offset": w.offset}
+
+
+def rows_of(p: QIFParams | LIFParams) -> list:
+    """The row values of `p` in table order."""
+    values = row_values(p)
+    return [values[name] for name in ROWS]
+
+
+def triton_rows() -> dict[str, int]:
+    """Row indices as the Triton kernels' constexprs: {"R_A": 0, "R_U1": 1, ...}."""
+    return {f"R_{name.upper()}": i for i, name in enumerate(ROWS)}
 
 
 def _span(shapes: list[tuple[int, ...]], step: tuple[int, ...]) -> tuple[int, int] | None:
@@ -52,10 +97,12 @@ def _span(shapes: list[tuple[int, ...]], step: tuple[int, ...]) -> tuple[int, in
 
 def supported(p: QIFParams | LIFParams, step: tuple[int, ...], dtype: torch.dtype,
               device: torch.device) -> bool:
-    """True when every tensor parameter can be packed: broadcastable against one step without
-    growing it, in the compute dtype (0-d tensors may differ: they are cast like scalars), and
-    on the input's device, and no gradient wanted for the floor or the window. Anything else
-    runs on the reference path."""
+    """True when the kernels implement p's surrogate shape and every tensor parameter can be
+    packed: broadcastable against one step without growing it, in the compute dtype (0-d
+    tensors may differ: they are cast like scalars), and on the input's device, and no
+    gradient wanted for the floor or the window. Anything else runs on the reference path."""
+    if p.window.shape not in SHAPE_CODES:
+        return False
     for r, v in enumerate(rows_of(p)):
         if not isinstance(v, torch.Tensor):
             continue
@@ -78,10 +125,10 @@ def pack(p: QIFParams | LIFParams, step: tuple[int, ...], dtype: torch.dtype,
     tensors = [v for v in rows if isinstance(v, torch.Tensor)]
     mask = sum(1 << r for r, v in enumerate(rows[:GRAD_ROWS])
                if isinstance(v, torch.Tensor) and v.requires_grad)
-    vmin_eq = 0.5 if isinstance(rows[5], torch.Tensor) else 0.0
+    tie = int(isinstance(rows[ROW["v_min"]], torch.Tensor))
     if not tensors:
-        table = torch.tensor(rows, dtype=dtype, device=device).view(ROWS, 1)
-        return Table(table, 1, 1, 0, vmin_eq)
+        table = torch.tensor(rows, dtype=dtype, device=device).view(len(ROWS), 1)
+        return Table(table, 1, 1, 0, tie)
     nd = len(step)
     # no varying dim: an empty span past the last dim, so cols = () and period = inner = 1
     first, last = _span([tuple(t.shape) for t in tensors], step) or (nd, nd - 1)
@@ -94,4 +141,21 @@ def pack(p: QIFParams | LIFParams, step: tuple[int, ...], dtype: torch.dtype,
         else:
             columns.append(torch.full((max(1, math.prod(cols)),), v, dtype=dtype, device=device))
     table = torch.stack(columns).contiguous()
-    return Table(table, math.prod(step[last + 1:]), math.prod(cols), mask, vmin_eq)
+    return Table(table, math.prod(step[last + 1:]), math.prod(cols), mask, tie)
+
+
+def forward_settings(p: QIFParams | LIFParams, t: Table, need_h: bool) -> Forward:
+    return Forward(t.inner, t.period, int(isinstance(p, QIFParams)), int(bool(p.soft)),
+                   int(need_h))
+
+
+def backward_settings(p: QIFParams | LIFParams, t: Table) -> Backward:
+    """Backward's settings; `state_grad` is decided when backward runs (`fused`)."""
+    return Backward(t.inner, t.period, int(isinstance(p, QIFParams)), int(bool(p.soft)),
+                    SHAPE_CODES[p.window.shape], t.rows_mask, t.vmin_tie, 0)
+
+
+def layout() -> dict:
+    """This file's interface, in the form the C++ library reports its own (`cpu.check_layout`)."""
+    return {"rows": list(ROWS), "grad_rows": GRAD_ROWS, "shapes": list(SHAPES),
+            "forward": list(Forward._fields), "backward": list(Backward._fields)}

@@ -3,26 +3,32 @@
 One program owns BLOCK elements of a step and loops over T with the membrane in registers;
 per-step tensors are [T, M] contiguous and addressed by pointers that advance by M per step
 (64-bit pointer arithmetic, so T*M may exceed 2**31). Inputs may be float32, bfloat16 or
-float16; the state and all arithmetic are float32. The charge, fire, reset and floor are
-written in the operation order of `quadfire.functional.steps`, and the launcher disables FMA
-fusion, so spikes equal the reference bit for bit; the table layout is `quadfire.ops.pack`'s.
+float16; the state and all arithmetic are float32. The charge, clamp, fire, reset and floor
+are written in the operation order of `quadfire.functional.steps`, and the launcher disables
+FMA fusion, so spikes equal the reference bit for bit. The table layout is `quadfire.ops.pack`'s:
+its row indices arrive as the constexprs R_A, R_U1, ... (`pack.triton_rows`), the surrogate
+shape as its name.
 """
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
+BIG = tl.constexpr(3.4028234663852886e38)  # float32 max, for fire_reset's clamp of H
+
 
 @triton.jit
-def _params(table_ptr, L, col, mask):
-    a = tl.load(table_ptr + col, mask=mask, other=1.0)
-    u1 = tl.load(table_ptr + L + col, mask=mask, other=0.0)
-    u2 = tl.load(table_ptr + 2 * L + col, mask=mask, other=0.0)
-    vth = tl.load(table_ptr + 3 * L + col, mask=mask, other=1.0)
-    vr = tl.load(table_ptr + 4 * L + col, mask=mask, other=0.0)
-    vmin = tl.load(table_ptr + 5 * L + col, mask=mask, other=0.0)
-    w = tl.load(table_ptr + 6 * L + col, mask=mask, other=1.0)
-    off = tl.load(table_ptr + 7 * L + col, mask=mask, other=0.0)
+def _params(table_ptr, L, col, mask, R_A: tl.constexpr, R_U1: tl.constexpr, R_U2: tl.constexpr,
+            R_V_TH: tl.constexpr, R_V_RESET: tl.constexpr, R_V_MIN: tl.constexpr,
+            R_WIDTH: tl.constexpr, R_OFFSET: tl.constexpr):
+    a = tl.load(table_ptr + R_A * L + col, mask=mask, other=1.0)
+    u1 = tl.load(table_ptr + R_U1 * L + col, mask=mask, other=0.0)
+    u2 = tl.load(table_ptr + R_U2 * L + col, mask=mask, other=0.0)
+    vth = tl.load(table_ptr + R_V_TH * L + col, mask=mask, other=1.0)
+    vr = tl.load(table_ptr + R_V_RESET * L + col, mask=mask, other=0.0)
+    vmin = tl.load(table_ptr + R_V_MIN * L + col, mask=mask, other=0.0)
+    w = tl.load(table_ptr + R_WIDTH * L + col, mask=mask, other=1.0)
+    off = tl.load(table_ptr + R_OFFSET * L + col, mask=mask, other=0.0)
     return a, u1, u2, vth, vr, vmin, w, off
 
 
@@ -36,6 +42,13 @@ def _charge(u, x, a, u1, u2, QIF: tl.constexpr):
 
 
 @triton.jit
+def _finite(h):
+    """clamp(H, -max, max); NaN stays NaN."""
+    lo = tl.where(h < -BIG, -BIG, h)
+    return tl.where(lo > BIG, BIG, lo)
+
+
+@triton.jit
 def _reset(h, s, vth, vr, SOFT: tl.constexpr):
     if SOFT:
         un = h - vth * s
@@ -45,17 +58,29 @@ def _reset(h, s, vth, vr, SOFT: tl.constexpr):
 
 
 @triton.jit
+def _floor(u, vmin):
+    return tl.where(u < vmin, vmin, u)
+
+
+@triton.jit
+def _floor_pass(u, vmin, tie):
+    return tl.where(u > vmin, 1.0, tl.where(u == vmin, tie, 0.0))
+
+
+@triton.jit
 def _window(z, w, off, SHAPE: tl.constexpr):
     d = z - off
-    if SHAPE == 0:
+    if SHAPE == "rect":
         g = tl.where(tl.abs(d) < w / 2.0, 1.0 / w, 0.0)
-    elif SHAPE == 1:
-        g = tl.maximum(1.0 / w - tl.abs(d) / (w * w), 0.0)
-    elif SHAPE == 2:
+    elif SHAPE == "triangle":
+        g = 1.0 / w - tl.abs(d) / (w * w)
+        g = tl.where(g < 0.0, 0.0, g)  # torch.clamp(min=0): NaN stays NaN
+    elif SHAPE == "sigmoid":
         k = 4.0 / w
         s = tl.sigmoid(k * d)
         g = k * s * (1.0 - s)
     else:
+        tl.static_assert(SHAPE == "atan", "unknown surrogate shape")
         r = 3.141592653589793 * d / w
         g = (1.0 / w) / (1.0 + r * r)
     return g
@@ -64,21 +89,29 @@ def _window(z, w, off, SHAPE: tl.constexpr):
 @triton.jit
 def forward_kernel(x_ptr, u0_ptr, table_ptr, s_ptr, u_ptr, h_ptr, steps, M, L, inner, period,
                    QIF: tl.constexpr, SOFT: tl.constexpr, NEED_H: tl.constexpr,
-                   BLOCK: tl.constexpr):
+                   FROM_REST: tl.constexpr, BLOCK: tl.constexpr, R_A: tl.constexpr,
+                   R_U1: tl.constexpr, R_U2: tl.constexpr, R_V_TH: tl.constexpr,
+                   R_V_RESET: tl.constexpr, R_V_MIN: tl.constexpr, R_WIDTH: tl.constexpr,
+                   R_OFFSET: tl.constexpr):
+    """FROM_REST: start from the table's row u1 (u0_ptr unused); else from u0, floored."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
     col = (offs // inner) % period
-    a, u1, u2, vth, vr, vmin, w, off = _params(table_ptr, L, col, mask)
-    u = tl.load(u0_ptr + offs, mask=mask, other=0.0)
+    a, u1, u2, vth, vr, vmin, w, off = _params(table_ptr, L, col, mask, R_A, R_U1, R_U2, R_V_TH,
+                                               R_V_RESET, R_V_MIN, R_WIDTH, R_OFFSET)
+    if FROM_REST:
+        u = _floor(u1, vmin)
+    else:
+        u = _floor(tl.load(u0_ptr + offs, mask=mask, other=0.0), vmin)
     xp = x_ptr + offs
     sp = s_ptr + offs
     hp = h_ptr + offs
     for _ in range(steps):
         x = tl.load(xp, mask=mask, other=0.0).to(tl.float32)
         h = _charge(u, x, a, u1, u2, QIF)
-        s = tl.where(h - vth >= 0.0, 1.0, 0.0)
-        un = _reset(h, s, vth, vr, SOFT)
-        u = tl.where(un < vmin, vmin, un)
+        hc = _finite(h)
+        s = tl.where(hc - vth >= 0.0, 1.0, 0.0)
+        u = _floor(_reset(hc, s, vth, vr, SOFT), vmin)
         tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         if NEED_H:
             tl.store(hp, h, mask=mask)
@@ -90,18 +123,27 @@ def forward_kernel(x_ptr, u0_ptr, table_ptr, s_ptr, u_ptr, h_ptr, steps, M, L, i
 
 @triton.jit
 def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last, gu0_ptr, gp_ptr,
-                    steps, M, L, inner, period, vmin_eq,
+                    steps, M, L, inner, period, tie,
                     QIF: tl.constexpr, SOFT: tl.constexpr, SHAPE: tl.constexpr,
-                    HAS_GS: tl.constexpr, HAS_GU: tl.constexpr, HAS_GH: tl.constexpr,
+                    FROM_REST: tl.constexpr, STATE_GRAD: tl.constexpr, HAS_GS: tl.constexpr,
+                    HAS_GU: tl.constexpr, HAS_GH: tl.constexpr, BLOCK: tl.constexpr,
                     SLOT_A: tl.constexpr, SLOT_U1: tl.constexpr, SLOT_U2: tl.constexpr,
-                    SLOT_VTH: tl.constexpr, SLOT_VR: tl.constexpr, BLOCK: tl.constexpr):
-    """Reverse-time BPTT (see quadfire/ops/csrc/kernels.cpp for the equations). The *_last
-    pointers address row T-1 and step back by M; U[t-1] is recomputed from H[t-1]."""
+                    SLOT_V_TH: tl.constexpr, SLOT_V_RESET: tl.constexpr, R_A: tl.constexpr,
+                    R_U1: tl.constexpr, R_U2: tl.constexpr, R_V_TH: tl.constexpr,
+                    R_V_RESET: tl.constexpr, R_V_MIN: tl.constexpr, R_WIDTH: tl.constexpr,
+                    R_OFFSET: tl.constexpr):
+    """Reverse-time BPTT (see quadfire/ops/csrc/kernels.cpp and neuron.h for the equations).
+    The *_last pointers address row T-1 and step back by M; U[t-1] is recomputed from H[t-1]."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
     col = (offs // inner) % period
-    a, u1, u2, vth, vr, vmin, w, off = _params(table_ptr, L, col, mask)
-    u0 = tl.load(u0_ptr + offs, mask=mask, other=0.0)
+    a, u1, u2, vth, vr, vmin, w, off = _params(table_ptr, L, col, mask, R_A, R_U1, R_U2, R_V_TH,
+                                               R_V_RESET, R_V_MIN, R_WIDTH, R_OFFSET)
+    if FROM_REST:
+        start = u1
+    else:
+        start = tl.load(u0_ptr + offs, mask=mask, other=0.0)
+    u0 = _floor(start, vmin)
     if HAS_GU:
         gU = tl.load(gu_ptr + offs, mask=mask, other=0.0)
     else:
@@ -119,32 +161,36 @@ def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last
     for i in range(steps):
         has_prev = i < steps - 1
         h_prev = tl.load(hp - M, mask=mask & has_prev, other=0.0)
-        s_prev = tl.where(h_prev - vth >= 0.0, 1.0, 0.0)
-        un_prev = _reset(h_prev, s_prev, vth, vr, SOFT)
-        U = tl.where(has_prev, tl.where(un_prev < vmin, vmin, un_prev), u0)
-        z = h - vth
+        hc_prev = _finite(h_prev)
+        s_prev = tl.where(hc_prev - vth >= 0.0, 1.0, 0.0)
+        U = tl.where(has_prev, _floor(_reset(hc_prev, s_prev, vth, vr, SOFT), vmin), u0)
+        hc = _finite(h)
+        z = hc - vth
         s = tl.where(z >= 0.0, 1.0, 0.0)
         g = _window(z, w, off, SHAPE)
-        un = _reset(h, s, vth, vr, SOFT)
-        gu = gU * tl.where(un > vmin, 1.0, tl.where(un == vmin, vmin_eq, 0.0))
+        gu = gU * _floor_pass(_reset(hc, s, vth, vr, SOFT), vmin, tie)
         if SOFT:
             dudh = 1.0 - vth * g
         else:
-            dudh = (1.0 - s) + (vr - h) * g
-        gh = gu * dudh
+            dudh = (1.0 - s) + (vr - hc) * g
+        ghc = gu * dudh
         if HAS_GS:
             gsv = tl.load(gsp, mask=mask, other=0.0).to(tl.float32)
-            gh = gsv * g + gh
+            ghc = gsv * g + ghc
         else:
             gsv = tl.zeros([BLOCK], dtype=tl.float32)
+        gh = tl.where((h >= -BIG) & (h <= BIG), ghc, 0.0)  # the clamp passes finite H only
         if HAS_GH:
             gh = gh + tl.load(ghp, mask=mask, other=0.0)
         tl.store(gxp, gh.to(gx_last.dtype.element_ty), mask=mask)
         if QIF:
-            gU = gh * (1.0 + a * ((U - u1) + (U - u2)))
-            acc_a += gh * ((U - u1) * (U - u2))
-            acc_u1 -= gh * (a * (U - u2))
-            acc_u2 -= gh * (a * (U - u1))
+            # the reference's factors, t1 = a*(U - u1) and t1*(U - u2) (neuron.h charge_grad)
+            t1 = a * (U - u1)
+            g1 = gh * (U - u2)
+            gU = (gh + g1 * a) + gh * t1
+            acc_a += g1 * (U - u1)
+            acc_u1 -= g1 * a
+            acc_u2 -= gh * t1
         else:
             gU = gh * (1.0 - a)
             acc_a -= gh * (U - u1)
@@ -152,21 +198,22 @@ def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last
         if SOFT:
             acc_vth += gu * (vth * g - s) - gsv * g
         else:
-            acc_vth += gu * ((h - vr) * g) - gsv * g
+            acc_vth += gu * ((hc - vr) * g) - gsv * g
             acc_vr += gu * s
         h = h_prev
         hp -= M
         gsp -= M
         ghp -= M
         gxp -= M
-    tl.store(gu0_ptr + offs, gU, mask=mask)
+    if STATE_GRAD:
+        tl.store(gu0_ptr + offs, gU * _floor_pass(start, vmin, tie), mask=mask)
     if SLOT_A >= 0:
         tl.store(gp_ptr + SLOT_A * M + offs, acc_a, mask=mask)
     if SLOT_U1 >= 0:
         tl.store(gp_ptr + SLOT_U1 * M + offs, acc_u1, mask=mask)
     if SLOT_U2 >= 0:
         tl.store(gp_ptr + SLOT_U2 * M + offs, acc_u2, mask=mask)
-    if SLOT_VTH >= 0:
-        tl.store(gp_ptr + SLOT_VTH * M + offs, acc_vth, mask=mask)
-    if SLOT_VR >= 0:
-        tl.store(gp_ptr + SLOT_VR * M + offs, acc_vr, mask=mask)
+    if SLOT_V_TH >= 0:
+        tl.store(gp_ptr + SLOT_V_TH * M + offs, acc_vth, mask=mask)
+    if SLOT_V_RESET >= 0:
+        tl.store(gp_ptr + SLOT_V_RESET * M + offs, acc_vr, mask=mask)

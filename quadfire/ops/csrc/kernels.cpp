@@ -3,7 +3,13 @@
 // Layout: time-major, [T, M] contiguous (M = elements of one step). Elements are split into
 // chunks of CHUNK that OpenMP hands to threads; inside a chunk the loop over T is outermost and
 // the chunk's membrane lives in a small local array, so the inner loop over elements is
-// unit-stride and vectorizes while the state never leaves L1.
+// unit-stride and vectorizes while the state never leaves L1. Results are stored straight
+// into the [T, M] outputs: an L1 buffer copied out with non-temporal stores saves the
+// read-for-ownership of each output line, but on the compute-bound 2-core EPYC VM the extra
+// pass cost more than it saved (forward 17%, backward 8% slower). Each inner loop carries
+// `#pragma omp simd` (its elements are independent: no alias checks needed, which Clang could
+// not do across the chunk arrays and outputs) and the marker comment that the build's
+// vectorization check looks for (quadfire/ops/vectorization.py).
 //
 // Saved-tensor discipline: forward writes the charged potential H [T, M] (when backward or the
 // trace needs it); backward recomputes spikes, surrogate values and U[t-1] = floor(reset(H[t-1]))
@@ -14,10 +20,6 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 #include "neuron.h"
 
 namespace quadfire {
@@ -25,51 +27,36 @@ namespace {
 
 constexpr int64_t CHUNK = 256;
 
-// Copy a chunk's results from L1 to a [T, M] output row with non-temporal stores: the outputs
-// are written once and read in another pass, so a normal store would first read every line
-// (read-for-ownership) and cost 1.5x the traffic. Falls back to plain stores when unaligned.
-template <typename T>
-inline void stream_out(T* __restrict__ dst, const T* __restrict__ src, int64_t n) {
-#if defined(__SSE2__)
-  if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0) {
-    constexpr int64_t W = 16 / sizeof(T);
-    int64_t i = 0;
-    for (; i + W <= n; i += W) {
-      if constexpr (std::is_same_v<T, float>)
-        _mm_stream_ps(dst + i, _mm_load_ps(src + i));
-      else
-        _mm_stream_pd(dst + i, _mm_load_pd(src + i));
-    }
-    for (; i < n; ++i) dst[i] = src[i];
-    return;
-  }
-#endif
-  std::copy(src, src + n, dst);
-}
-
-// Make this thread's non-temporal stores visible before the kernel returns.
-inline void fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
-
-// One chunk's parameters by name, in table row order (neuron.h Row).
+// One chunk's parameters by name, in table row order (neuron.h Row); wa and wb are the
+// surrogate window's constants derived from its width (neuron.h window_consts).
 template <typename T>
 struct ParamRows {
-  const T *a, *u1, *u2, *vth, *vr, *vmin, *w, *off;
+  const T *a, *u1, *u2, *vth, *vr, *vmin, *wa, *wb, *off;
 };
 
-// The parameter rows of one chunk, gathered once per chunk from the [ROWS, L] table.
+// The parameter rows of one chunk, gathered from the [ROWS, L] table once per chunk, or once
+// per thread when every element shares column 0 (L == 1: no per-channel parameter). For
+// backward (SHAPE >= 0) the width row becomes the window's constants, so that no division is
+// left in the loop over time steps.
 template <typename T>
 struct ChunkParams {
-  T v[ROWS][CHUNK];
+  T v[ROWS + 1][CHUNK];  // the table's rows, then the window's second constant
+  bool shared = false;   // v holds column 0 for the whole chunk
+
+  template <int SHAPE = -1>
   ParamRows<T> load(const Problem<T>& p, int64_t e0, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
-      for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
+    if (!shared) {
+      const int64_t m = p.L == 1 ? CHUNK : n;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
+        for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
+      }
+      if constexpr (SHAPE >= 0)
+        for (int64_t i = 0; i < m; ++i)
+          window_consts<T, SHAPE>(v[WIDTH][i], &v[WIDTH][i], &v[ROWS][i]);
+      shared = p.L == 1;
     }
-    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[OFFSET]};
+    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[ROWS], v[OFFSET]};
   }
 };
 
@@ -77,103 +64,109 @@ template <typename T, bool QIF, bool SOFT>
 void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict__ spikes,
                     T* __restrict__ u_out, T* __restrict__ h_out) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
+  const T big = p.big;
 #pragma omp parallel
   {
     ChunkParams<T> pr;
     T u[CHUNK];
-    alignas(64) T s_buf[CHUNK];
-    alignas(64) T h_buf[CHUNK];
+    T h_sink[CHUNK];  // H goes here when nobody needs it
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
-      for (int64_t i = 0; i < n; ++i) u[i] = p.u0[e0 + i];
+      const ParamRows<T> rows = pr.load(p, e0, n);
+      // plain pointers, not a structured binding: OpenMP regions cannot capture those
+      const T *a = rows.a, *u1 = rows.u1, *u2 = rows.u2, *vth = rows.vth, *vr = rows.vr,
+              *vmin = rows.vmin;
+      const T* start = p.u0 ? p.u0 + e0 : u1;  // no state given: rest, the table's row U1
+      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start[i], vmin[i]);
       for (int64_t t = 0; t < p.steps; ++t) {
         const T* __restrict__ xt = x + t * M + e0;
-        for (int64_t i = 0; i < n; ++i) {
+        T* __restrict__ st = spikes + t * M + e0;
+        T* __restrict__ ht = h_out ? h_out + t * M + e0 : h_sink;
+        #pragma omp simd
+        for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
-          const T s = fire(h - vth[i]);
-          u[i] = floor_at(reset<T, SOFT>(h, s, vth[i], vr[i]), vmin[i]);
-          s_buf[i] = s;
-          h_buf[i] = h;
+          const T hc = finite(h, big);
+          const T s = fire(hc - vth[i]);
+          u[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
+          st[i] = s;
+          ht[i] = h;
         }
-        stream_out(spikes + t * M + e0, s_buf, n);
-        if (h_out) stream_out(h_out + t * M + e0, h_buf, n);
       }
       for (int64_t i = 0; i < n; ++i) u_out[e0 + i] = u[i];
     }
-    fence();
   }
 }
 
-// Reverse-time BPTT through charge, fire, reset and floor (the gradient flows through the
-// reset; the floor passes the gradient where U > v_min and vmin_eq of it where U == v_min, as
-// torch.clamp does for a float / a tensor bound). Parameter gradients accumulate per element
-// over T in registers and are written once as [G, M] for the caller to reduce: no atomics.
+// Reverse-time BPTT through charge, clamp, fire, reset and floor (the gradient flows through
+// the reset; the clamp of H passes it where H is finite; the floor passes it where U > v_min
+// and vmin_tie of it where U == v_min, as torch.clamp does for a float / a tensor bound, also
+// for the floored starting state). Parameter gradients accumulate per element over T in
+// registers and are written once as [G, M] for the caller to reduce: no atomics.
 template <typename T, bool QIF, bool SOFT, int SHAPE, bool PARAM_GRADS>
 void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const T* gh_in,
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
-  const T vmin_eq = p.vmin_eq;
+  const T tie = p.vmin_tie, big = p.big;
 #pragma omp parallel
   {
     ChunkParams<T> pr;
     T gU[CHUNK], uprev[CHUNK], zero[CHUNK];
-    alignas(64) T gx_buf[CHUNK];
     T acc[GRAD_ROWS][CHUNK];
     std::fill(zero, zero + CHUNK, T(0));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const auto [a, u1, u2, vth, vr, vmin, w, off] = pr.load(p, e0, n);
+      const ParamRows<T> rows = pr.template load<SHAPE>(p, e0, n);
+      const T *a = rows.a, *u1 = rows.u1, *u2 = rows.u2, *vth = rows.vth, *vr = rows.vr,
+              *vmin = rows.vmin, *wa = rows.wa, *wb = rows.wb, *off = rows.off;
+      const T* start = p.u0 ? p.u0 + e0 : u1;
       for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
       if (PARAM_GRADS)
         for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
       for (int64_t t = p.steps - 1; t >= 0; --t) {
         if (t > 0) {
           const T* __restrict__ hp = H + (t - 1) * M + e0;
-          for (int64_t i = 0; i < n; ++i) {
-            const T s = fire(hp[i] - vth[i]);
-            uprev[i] = floor_at(reset<T, SOFT>(hp[i], s, vth[i], vr[i]), vmin[i]);
+          #pragma omp simd
+          for (int64_t i = 0; i < n; ++i) {  // vectorized
+            const T hc = finite(hp[i], big);
+            const T s = fire(hc - vth[i]);
+            uprev[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
           }
         } else {
-          for (int64_t i = 0; i < n; ++i) uprev[i] = p.u0[e0 + i];
+          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start[i], vmin[i]);
         }
         const T* __restrict__ ht = H + t * M + e0;
         const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
         const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
-        for (int64_t i = 0; i < n; ++i) {
+        T* __restrict__ gxt = gx + t * M + e0;
+        #pragma omp simd
+        for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = ht[i];
-          const T z = h - vth[i];
+          const T hc = finite(h, big);
+          const T z = hc - vth[i];
           const T s = fire(z);
-          const T g = window<T, SHAPE>(z, w[i], off[i]);
-          const T un = reset<T, SOFT>(h, s, vth[i], vr[i]);
-          const T pass = un > vmin[i] ? T(1) : (un == vmin[i] ? vmin_eq : T(0));
-          const T gu = gU[i] * pass;
-          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - h) * g;
-          const T gh = gst[i] * g + gu * dudh + ght[i];
-          const T U = uprev[i];
-          gx_buf[i] = gh;
-          gU[i] = gh * charge_slope<T, QIF>(U, a[i], u1[i], u2[i]);
+          const T g = window<T, SHAPE>(z - off[i], wa[i], wb[i]);
+          const T gu = gU[i] * floor_pass(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i], tie);
+          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - hc) * g;
+          const T ghc = gst[i] * g + gu * dudh;  // dL/d clamp(H)
+          const T gh = (in_range(h, big) ? ghc : T(0)) + ght[i];
+          const ChargeGrad<T> cg = charge_grad<T, QIF>(gh, uprev[i], a[i], u1[i], u2[i]);
+          gxt[i] = gh;
+          gU[i] = cg.u;
           if (PARAM_GRADS) {
-            if (QIF) {
-              acc[A][i] += gh * ((U - u1[i]) * (U - u2[i]));
-              acc[U1][i] -= gh * (a[i] * (U - u2[i]));
-              acc[U2][i] -= gh * (a[i] * (U - u1[i]));
-            } else {
-              acc[A][i] -= gh * (U - u1[i]);
-              acc[U1][i] += gh * a[i];
-            }
+            acc[A][i] += cg.a;
+            acc[U1][i] += cg.u1;
+            acc[U2][i] += cg.u2;
             acc[VTH][i] += SOFT ? gu * (vth[i] * g - s) - gst[i] * g
-                                : gu * ((h - vr[i]) * g) - gst[i] * g;
+                                : gu * ((hc - vr[i]) * g) - gst[i] * g;
             if (!SOFT) acc[VRESET][i] += gu * s;
           }
         }
-        stream_out(gx + t * M + e0, gx_buf, n);
       }
       if (gu0)
-        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i];
+        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i] * floor_pass(start[i], vmin[i], tie);
       if (PARAM_GRADS) {
         int64_t row = 0;
         for (int r = 0; r < GRAD_ROWS; ++r) {
@@ -183,7 +176,6 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
         }
       }
     }
-    fence();
   }
 }
 
@@ -219,17 +211,20 @@ void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, 
       case SIGMOID: run(qif, soft, std::integral_constant<int, SIGMOID>{}); break;
       default: run(qif, soft, std::integral_constant<int, ATAN>{}); break;
     }
+    static_assert(SHAPES == 4, "a new surrogate shape needs its case here");
   };
   if (p.qif) p.soft ? by_shape(Yes{}, Yes{}) : by_shape(Yes{}, No{});
   else p.soft ? by_shape(No{}, Yes{}) : by_shape(No{}, No{});
 }
 
-template void fused_forward<float>(const Problem<float>&, const float*, float*, float*, float*);
-template void fused_forward<double>(const Problem<double>&, const double*, double*, double*,
-                                    double*);
-template void fused_backward<float>(const Problem<float>&, const float*, const float*,
-                                    const float*, const float*, float*, float*, float*);
-template void fused_backward<double>(const Problem<double>&, const double*, const double*,
-                                     const double*, const double*, double*, double*, double*);
+// One dtype per translation unit, so the two halves of the (template-heavy) compile run in
+// parallel: this file instantiates float, kernels_double.cpp includes it for double.
+#ifndef QUADFIRE_KERNEL_T
+#define QUADFIRE_KERNEL_T float
+#endif
+using K = QUADFIRE_KERNEL_T;
+template void fused_forward<K>(const Problem<K>&, const K*, K*, K*, K*);
+template void fused_backward<K>(const Problem<K>&, const K*, const K*, const K*, const K*, K*, K*,
+                                K*);
 
 }  // namespace quadfire

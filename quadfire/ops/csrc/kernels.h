@@ -1,8 +1,10 @@
 // Torch-free interface of the fused CPU kernels (kernels.cpp); ops.cpp binds them to torch.
-// Keeping torch headers out of the kernel translation unit keeps the first-use compile short.
+// Keeping torch headers out of the kernel translation unit keeps the first-use compile short
+// and lets any compiler (cross compilers included) report on its loops.
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 namespace quadfire {
 
@@ -12,14 +14,16 @@ template <typename T>
 struct Problem {
   int64_t steps = 0, M = 0, L = 1, inner = 1, period = 1;
   bool qif = true, soft = false;
-  int shape = 0;        // surrogate code, neuron.h Shape
-  T vmin_eq = T(0);     // share of the gradient passed by the floor where U == v_min exactly
+  int shape = 0;        // surrogate code, neuron.h Shape (backward)
+  T vmin_tie = T(0);    // share of the gradient the floor passes where U == v_min (backward)
   int rows_mask = 0;    // parameter rows (bits 0..GRAD_ROWS-1) whose gradient is wanted
   const T* table = nullptr;
-  const T* u0 = nullptr;
+  const T* u0 = nullptr;  // [M] starting state; null: start from rest, the table's row U1
+  T big = std::numeric_limits<T>::max();  // the clamp of H (neuron.h finite)
 };
 
 // x -> spikes, u_out (final state) and, when h_out is not null, the charged potential H.
+// The starting state is floored at v_min before the first step.
 template <typename T>
 void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out);
 
