@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-dev
 BSTAMP := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench venv clean docs-figures
+.PHONY: demo test bench venv clean docs-figures fmnist
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,19 @@ test: $(STAMP)
 bench: $(BSTAMP)
 	$(PY) benchmarks/neurons.py
 	$(PY) benchmarks/models.py
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), found
+# there by the fashion-mnist datasets without any data.root setting.
+fmnist:
+	@if command -v apt-get >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y dataset-fashion-mnist; \
+		else sudo apt-get install -y dataset-fashion-mnist; fi; \
+	else \
+		echo "apt-get not found: no Debian package to install here. Either let torchvision"; \
+		echo "fetch Fashion-MNIST: quadfire train <recipe> --set data.download=true"; \
+		echo "(into <data.root>/FashionMNIST/raw), or copy the four IDX .gz files"; \
+		echo "(train-images-idx3-ubyte.gz ...) into <data.root>/fashion-mnist."; \
+	fi
 
 docs-figures: $(STAMP)
 	$(PY) scripts/cobweb.py docs/figures/cobweb.png

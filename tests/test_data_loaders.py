@@ -69,7 +69,7 @@ def test_config_fields_are_stable():
     # Run configs embed these names; renaming one breaks saved configs.
     assert [f.name for f in dataclasses.fields(DataConfig)] == [
         "dataset", "root", "download", "batch_size", "eval_batch_size", "workers", "pin_memory",
-        "frame_size", "autoaugment", "cutout", "seed", "cache_dir", "frame_by", "denoise_us",
+        "frame_size", "autoaugment", "cutout", "crop_padding", "seed", "cache_dir", "frame_by", "denoise_us",
         "downsample"]
 
 

@@ -162,3 +162,22 @@ def test_residual_blocks_export_as_summing_edges(tmp_path):
     assert torch.equal(got, fold_tdbn(model)(x))
     with pytest.raises(ValueError, match="chains only"):
         from_nir(graph)
+
+
+def test_a_stem_run_once_exports_as_the_first_layer(tmp_path):
+    """csnn computes its first conv + tdBN once per image inside the encoder; per step that is
+    the same layer, so the graph starts with it and runs as the model does."""
+    torch.manual_seed(0)
+    model = create_model("csnn", neuron="lif", T=3, image_size=8, widths=(4, 8), hidden=16,
+                         pool="avg")  # NIR has no max pool
+    with torch.no_grad():
+        model.train()
+        model(torch.randn(32, 1, 8, 8) * 3)
+    model = model.eval().to(torch.float64)
+    x = torch.randn(5, 1, 8, 8, dtype=torch.float64) * 3
+    graph = nir.read(write_nir(model, tmp_path / "csnn.nir", (1, 8, 8)))
+    assert "encoder_stem_conv" in graph.nodes and ("input", "encoder_stem_conv") in graph.edges
+    frames = x.unsqueeze(0).expand(3, *x.shape)
+    expected = fold_tdbn(model)(x)
+    torch.testing.assert_close(run_steps(load_nirtorch(graph, dtype=torch.float64), frames),
+                               expected, rtol=0, atol=1e-9)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quadfire.train.losses import make_loss, mean_ce, tet_loss
+from quadfire.train.losses import make_loss, mean_ce, rate_mse, tet_loss
 
 
 def logits(T, N, K, seed=0):
@@ -36,7 +36,7 @@ def test_tet_differs_from_mean_ce_over_time():
 def test_make_loss_and_gradients():
     out, y = logits(3, 4, 5)
     out.requires_grad_(True)
-    for name in ("ce", "tet"):
+    for name in ("ce", "tet", "mse"):
         make_loss(name)(out, y).backward()
         assert out.grad is not None and torch.isfinite(out.grad).all()
     torch.testing.assert_close(make_loss("tet", 0.2, 0.5)(out, y), tet_loss(out, y, 0.2, 0.5))
@@ -53,4 +53,14 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="lambda"):
         tet_loss(out, y, lam=1.5)
     with pytest.raises(ValueError, match="unknown loss"):
-        make_loss("mse")
+        make_loss("hinge")
+    with pytest.raises(ValueError, match="loss=mse needs 0"):
+        make_loss("mse", label_smoothing=0.1)
+
+
+def test_rate_mse_is_the_squared_error_of_the_mean_output_to_one_hot():
+    out, y = logits(3, 4, 5)
+    rates = out.mean(0)
+    onehot = torch.zeros(4, 5, dtype=out.dtype)
+    onehot[torch.arange(4), y] = 1
+    torch.testing.assert_close(rate_mse(out, y), ((rates - onehot) ** 2).mean())

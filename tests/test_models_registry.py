@@ -15,7 +15,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # A small input each architecture accepts: (channels, size, builder options). The full-size
 # settings (32x32 CIFAR, 48x48 DVS, 224x224 ImageNet) are only needed for parameter counts;
 # models added later default to 3 x 32 x 32.
-TINY = {"convnet": (1, 8, {}), "resnet19": (3, 8, {}), "vggsnn": (2, 16, {"image_size": 16})}
+TINY = {"convnet": (1, 8, {}), "resnet19": (3, 8, {}), "vggsnn": (2, 16, {"image_size": 16}),
+        "csnn": (1, 8, {"image_size": 8, "widths": (4, 8), "hidden": 16}),
+        "plif_net": (1, 8, {"image_size": 8, "channels": 4})}
 # Sequence models take time-major vectors [T, N, features]: (T, features, builder options).
 SEQUENCES = {"seq_mlp": (3, 7, {"in_channels": 7, "hidden": 16})}
 

@@ -14,7 +14,7 @@ from quadfire import ops
 from quadfire.neurons import LIF, QIF
 from quadfire.ops import cpu, pack
 
-from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
+from strategies import (assert_half_input, assert_matches_reference, assert_same,
                                  cases, run)
 
 

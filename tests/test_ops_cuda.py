@@ -16,7 +16,7 @@ from quadfire import ops
 from quadfire.models import create_model
 from quadfire.neurons import QIF
 
-from test_ops_strategies import assert_matches_reference, cases
+from strategies import assert_matches_reference, cases
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -19,7 +19,7 @@ from quadfire import ops
 from quadfire.neurons import LIF, PLIF, QIF
 from quadfire.ops import gpu
 
-from test_ops_strategies import (assert_half_input, assert_matches_reference, assert_same,
+from strategies import (assert_half_input, assert_matches_reference, assert_same,
                                  cases, run)
 
 INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"

@@ -29,6 +29,8 @@ class DataConfig:
     frame_size: int = 48          # side of the resized event frames (cifar10dvs)
     autoaugment: bool = False     # AutoAugment (CIFAR / ImageNet policy) on training images
     cutout: int = 0               # side in pixels of the Cutout square on training images; 0: off
+    crop_padding: int = 0         # (Fashion-)MNIST: random 28x28 training crop of the image
+                                  # zero-padded by this many pixels; 0: off (CIFAR always uses 4)
     seed: int = 0                 # seeds the digits / cifar10dvs splits and the shuffling
     cache_dir: str = ""           # event-frame cache; "": next to the recordings (tonic: root)
     # Options of the tonic:<name> datasets (quadfire.data.tonic_datasets).
@@ -46,13 +48,14 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{name} must be a positive int, got {value!r}")
-        for name in ("workers", "cutout", "seed"):
+        for name in ("workers", "cutout", "crop_padding", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"data.{name} must be a non-negative int, got {value!r}")
         for name, limit in (("workers", MAX_WORKERS), ("seed", 2**32 - 1),
                             ("batch_size", MAX_SIZE), ("eval_batch_size", MAX_SIZE),
-                            ("frame_size", MAX_SIZE), ("cutout", MAX_SIZE)):
+                            ("frame_size", MAX_SIZE), ("cutout", MAX_SIZE),
+                            ("crop_padding", MAX_SIZE)):
             if getattr(self, name) > limit:
                 raise ConfigError(f"data.{name} must be at most {limit}, got {getattr(self, name)}")
         for name in ("root", "cache_dir"):

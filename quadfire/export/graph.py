@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..layers import ConvBN, TdBN, TimeFold, fuse_conv_bn
-from ..layers.encoding import Encoder
+from ..layers.encoding import Encoder, StemOnceEncoder
 from ..models.blocks import ResidualBlock
 from ..neurons.base import MultiStepNeuron
 from .nodes import neuron_to_nir
@@ -132,8 +132,14 @@ class _Builder:
                 part, part_shape = self.parts(module, name, branch, value, shape)
                 summed, out_shape = summed + part, out_shape or part_shape
             return self.parts(module, name, module.AFTER, summed, out_shape)
+        if isinstance(module, StemOnceEncoder):  # per step it is the stem, as for Encoder + stem
+            return self.emit(module.stem, f"{name}.stem", value, shape)
         body = getattr(module, "body", None)
         if isinstance(body, nn.Sequential):
+            encoder = getattr(module, "encoder", None)
+            if isinstance(encoder, nn.Module):
+                value, shape = self.emit(encoder, f"{name}.encoder" if name else "encoder",
+                                         value, shape)
             return self.emit(body, f"{name}.body" if name else "body", value, shape)
         if isinstance(module, SKIPPED):
             return value, shape
@@ -155,6 +161,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
         raise ParameterError(f"dt must be a finite number > 0, got {dt!r}")
     shape = tuple(input_shape)
     encoder = getattr(model, "encoder", None)
+    encoder = encoder.input if isinstance(encoder, StemOnceEncoder) else encoder
     if isinstance(encoder, Encoder):  # names a wrong channel count or image size up front
         encoder(torch.zeros((1,) + shape))
     builder = _Builder(float(dt))

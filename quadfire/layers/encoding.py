@@ -61,3 +61,33 @@ class Encoder(nn.Module):
         size = "" if self.image_size is None else f", image_size={self.image_size}"
         dims = "" if self.spatial_dims == 2 else f", spatial_dims={self.spatial_dims}"
         return f"T={self.T}, in_channels={self.in_channels}{size}{dims}"
+
+
+class StemOnceEncoder(nn.Module):
+    """Direct encoding with the stem run once: a static image ``[N, C, H, W]`` goes through
+    `stem` (a stateless time-major layer such as a `ConvBN`) as one step, and that output
+    ``[1, N, ...]`` is repeated T times; event frames ``[T', N, C, H, W]`` go through `stem`
+    frame by frame, as with `Encoder`.
+
+    Every step of a directly encoded image is the same, so the stem's output is too: the
+    forward values and all gradients equal those of `Encoder` followed by `stem` (up to the
+    float rounding of the sum over T). A tdBN in the stem sees the N images once instead of T
+    copies: the same batch mean and variance, and a running variance updated with the unbiased
+    factor n/(n-1) for n = N*H*W instead of T*N*H*W. (Operation counts in quadfire.analysis
+    still charge the stem once per step, as for `Encoder`.)
+    """
+
+    def __init__(self, T: int, in_channels: int, stem: nn.Module, image_size: int | None = None):
+        super().__init__()
+        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+            raise ParameterError(f"T must be a positive int, got {T!r}")
+        self.input = Encoder(1, in_channels, image_size)  # checks, makes an image one step
+        self.stem, self.T = stem, T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        static = isinstance(x, torch.Tensor) and x.dim() == 2 + self.input.spatial_dims
+        y = self.stem(self.input(x))
+        return y.expand(self.T, *y.shape[1:]).contiguous() if static else y
+
+    def extra_repr(self) -> str:
+        return f"T={self.T}"

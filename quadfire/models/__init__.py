@@ -1,6 +1,6 @@
 """Spiking network architectures behind one registry: `create_model(name, neuron=..., T=...,
 num_classes=...)`; `list_models()` names them all. Importing this package registers them."""
-from . import convnet, mlp, resnet19, resnet_imagenet, vggsnn  # noqa: F401  (register)
+from . import convnet, csnn, mlp, resnet19, resnet_imagenet, vggsnn  # noqa: F401  (register)
 from .common import SpikingNet
 from .registry import (check_model, create_model, input_kwargs, list_models, load_state, load_weights,
                        register_model)

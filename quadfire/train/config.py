@@ -46,7 +46,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0          # linear warm-up, then cosine to `min_lr`
     min_lr: float = 0.0
     label_smoothing: float = 0.0
-    loss: str = "ce"                    # "ce": CE on the time-mean output; "tet": TET loss
+    loss: str = "ce"                    # "ce": CE on the time-mean output; "tet": TET loss;
+                                        # "mse": MSE of the time-mean output to one-hot
     tet_lambda: float = 0.05            # TET's MSE weight (lambda) ...
     tet_phi: float = 1.0                # ... and target (phi = v_th)
     grad_clip: float = 0.0              # max global grad norm; 0 disables clipping
@@ -95,6 +96,9 @@ class TrainConfig:
              f"warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.loss != "mse" or self.label_smoothing == 0,
+             f"label_smoothing applies to the ce and tet losses; loss=mse needs 0, got "
+             f"{self.label_smoothing}"),
             (self.measure_batches >= 0, f"measure_batches must be >= 0, got {self.measure_batches}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}"),
         ]

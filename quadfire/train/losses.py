@@ -8,6 +8,9 @@
 
   as in the TET reference code (lambda = 0.05, phi = v_th = 1). For T = 1 and lambda = 0 both
   losses are the ordinary cross-entropy.
+- `rate_mse`: mean squared error between the time-mean output and the one-hot target,
+  mean_{n,k} (mean_t O[t,n,k] - [k = y_n])^2: the PLIF paper's loss on output firing rates
+  (no label smoothing).
 """
 from __future__ import annotations
 
@@ -55,16 +58,28 @@ def tet_loss(outputs: torch.Tensor, target: torch.Tensor, lam: float = 0.05,
     return (1 - lam) * per_step + lam * (outputs - phi).square().mean()
 
 
-LOSSES = ("ce", "tet")
+def rate_mse(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE(mean over T of outputs, one_hot(target)): a scalar."""
+    check_outputs(outputs, target)
+    rates = outputs.mean(0)
+    return F.mse_loss(rates, F.one_hot(target, rates.shape[-1]).to(rates.dtype))
+
+
+LOSSES = ("ce", "tet", "mse")
 
 
 def make_loss(name: str, tet_lambda: float = 0.05, tet_phi: float = 1.0,
               label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss called `name` ("ce" or "tet") as ``fn(outputs [T, N, K], target [N])``."""
+    """The loss called `name` (one of LOSSES) as ``fn(outputs [T, N, K], target [N])``."""
     if not 0.0 <= label_smoothing < 1.0:
         raise ConfigError(f"label smoothing must be in [0, 1), got {label_smoothing!r}")
     if name == "ce":
         return lambda outputs, target: mean_ce(outputs, target, label_smoothing)
+    if name == "mse":
+        if label_smoothing:
+            raise ConfigError(f"label smoothing applies to the ce and tet losses; loss=mse "
+                              f"needs 0, got {label_smoothing!r}")
+        return rate_mse
     if name == "tet":
         if not 0.0 <= tet_lambda <= 1.0:
             raise ConfigError(f"TET lambda must be in [0, 1], got {tet_lambda!r}")
