@@ -173,7 +173,7 @@ def check_layout(module) -> None:
     if diff:
         raise RuntimeError("the fused CPU kernel library disagrees with quadfire/ops/pack.py "
                            "(edit csrc/neuron.h and csrc/ops.cpp to match, docs/kernels.md "
-                           "'Adding a parameter'): " + "; ".join(diff))
+                           "'Adding a neuron parameter or a neuron model'): " + "; ".join(diff))
 
 
 def load():
