@@ -247,7 +247,8 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, s: pack.Backward
 
 
 def empty_cache() -> int:
-    """Free the kernels' cached output buffers (csrc/buffers.cpp); returns the bytes freed."""
+    """Free the kernels' cached output buffers (csrc/buffers.cpp) and forget which sizes came
+    back (what follows starts like a new process); returns the bytes freed."""
     module = load()
     return int(module.empty_cache()) if module is not None else 0
 

@@ -12,7 +12,8 @@
 // one layer keeps nothing, while a training or evaluation loop keeps its own working set from
 // its second step on (a ResNet-19 step at batch 8: 224 MiB). The cache is bounded (QUADFIRE_CPU_CACHE_MB; default 1/8 of the
 // physical memory, at most 2 GiB: a step of a 4M-neuron layer at T = 32 needs 1.5 GiB) and can
-// be emptied (quadfire.ops.cpu.empty_cache()); quadfire.ops.cpu.cache_info() and
+// be emptied (quadfire.ops.cpu.empty_cache(), which also forgets the sizes seen); 
+// quadfire.ops.cpu.cache_info() and
 // `quadfire info` show what it holds. It holds memory, never numerical state.
 #include "buffers.h"
 
@@ -100,6 +101,7 @@ size_t empty_cache() {
   for (auto& [size, data] : free_blocks) std::free(data);
   free_blocks.clear();
   held = 0;
+  seen.clear();  // and forget which sizes came back: what follows starts like a new process
   return released;
 }
 
