@@ -80,6 +80,8 @@ def test_sigterm_then_resume_matches_uninterrupted(tmp_path, monkeypatch, uninte
     resumed = engine.fit(cfg, resume=cfg.run_dir / "last.pt")
     assert not resumed["interrupted"] and resumed["epochs_completed"] == 2
     assert resumed["replica_digests"] == full["replica_digests"]  # bit-identical weights
+    # wall time adds up over the interruption: the part before the stop is carried over
+    assert 0 < state["wall_s"] <= stopped["wall_s"] < resumed["wall_s"]
     assert resumed["accuracy"] == full["accuracy"]
     assert len((cfg.run_dir / "metrics.csv").read_text().splitlines()) == 3
     again = engine.fit(cfg, resume=cfg.run_dir / "last.pt")  # already finished: evaluate only

@@ -92,6 +92,9 @@ class Run:
     train_loader: torch.utils.data.DataLoader
     test_loader: torch.utils.data.DataLoader
     info: object                  # quadfire.data.DatasetInfo
+    # time.time() at which this run would have started had it never been interrupted: wall
+    # time is cumulative over resumes (checkpoints carry it), so a study's table is fair
+    t0: float = 0.0
 
     def close(self) -> None:
         """Shut the loaders' worker processes down."""
@@ -292,7 +295,7 @@ def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
             "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
             "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
-            "scratch": scratch}
+            "scratch": scratch, "wall_s": time.time() - run.t0}
 
 
 RESUME_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng")
@@ -374,6 +377,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
     # a missing or unreadable checkpoint fails before the data and the model are built
     state = None if resume is None else checkpoint.load(resume, map_location=info.device)
     run = build(cfg, info, smoke)
+    run.t0 = t0 - float(state.get("wall_s", 0.0) if state is not None else 0.0)
     log = None
     try:
         first_epoch, skip, best, rng = 0, 0, 0.0, None
@@ -430,7 +434,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
             test = evaluate(run.net, run.test_loader, info, cfg.amp, 1 if smoke else None)
         digests = replica_digests(run.model, info)
         return write_report(run, test, best, stopped=stopped, stop_signal=stop.signal,
-                            epochs_done=done, wall_s=time.time() - t0, smoke=smoke,
+                            epochs_done=done, wall_s=time.time() - run.t0, smoke=smoke,
                             replica_digests=digests, scratch=scratch, skipped_steps=skipped)
     finally:
         if log is not None:
