@@ -1,5 +1,6 @@
-"""Every shipped recipe: loads, names the paper's accuracy, has its LIF twin, and runs
-``quadfire train RECIPE --smoke`` (2 steps on generated data of the recipe's shape).
+"""Every shipped recipe: loads, names the paper's accuracy and has its LIF twin; every
+CPU-sized recipe and the QIF twin of every paper setting runs ``quadfire train RECIPE
+--smoke`` (2 steps on generated data of the recipe's shape; see `_smoked` for the LIF twins).
 
 CPU budget: the digits recipes and the CPU-sized Tonic ones (N-MNIST, SHD; their dataset
 description comes from Tonic's classes, no data on disk) run the plain ``--smoke`` (batch 2,
@@ -68,7 +69,15 @@ def test_extends_cycle_and_unknown_recipe(tmp_path):
         find_recipe("cifar11-qif")
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+def _smoked(recipe: str) -> bool:
+    """Every CPU-sized recipe, and the QIF twin of each paper setting: the LIF twin differs
+    only in the neuron (test_twins_differ_only_in_the_neuron), and every model is run with
+    every neuron in test_models_registry.py, so its smoke run (20-35 s each) adds nothing."""
+    return recipe.endswith("-qif") or config_for(recipe, [], False).data.dataset in SMALL \
+        or recipe.removesuffix("-lif") in TONIC_SETTINGS
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if _smoked(r)])
 def test_smoke(recipe, tmp_path, capsys):
     needs_tonic(recipe)
     dataset = config_for(recipe, [], False).data.dataset
