@@ -120,14 +120,20 @@ def eval_args(draw, w):
     return ["eval", path, *extra]
 
 
-def compare_args(draw, w):
+def study_mistakes(draw, w, command: str, extra_mistakes=()):
+    """`quadfire compare|study RECIPE` with a wrong recipe or a bad option (study and compare
+    share one code path, so they share one set of mistakes)."""
     recipe = draw(st.sampled_from(["digits", "nope"]))
     extra = []
     if recipe == "digits" or draw(st.booleans()):
         extra = draw(st.sampled_from([
             ["--seeds", draw(st.sampled_from(["-1", "x", "4294967296", "1.5"]))],
-            ["--seeds", "0", "0"], bad_sets(draw, w)]))
-    return ["compare", recipe, *extra]
+            ["--seeds", "0", "0"], *extra_mistakes, bad_sets(draw, w)]))
+    return [command, recipe, *extra]
+
+
+def compare_args(draw, w):
+    return study_mistakes(draw, w, "compare")
 
 
 def recipes_args(draw, w):
@@ -186,14 +192,8 @@ def analyze_run_args(draw, w):
 
 
 def study_args(draw, w):
-    recipe = draw(st.sampled_from(["digits", "nope"]))
-    extra = []
-    if recipe == "digits" or draw(st.booleans()):
-        extra = draw(st.sampled_from([
-            ["--seeds", draw(st.sampled_from(["-1", "x", "4294967296", "1.5"]))],
-            ["--seeds", "0", "0"], ["--variants", "qif", "nope"], ["--variants", "lif", "lif"],
-            bad_sets(draw, w)]))
-    return ["study", recipe, *extra]
+    return study_mistakes(draw, w, "study", (["--variants", "qif", "nope"],
+                                             ["--variants", "lif", "lif"]))
 
 
 def plot_args(draw, w):
