@@ -154,6 +154,32 @@ def test_no_compiler_warns_once_and_uses_reference(tmp_path):
     assert "refused: True" in r.stdout
 
 
+def test_a_chosen_target_replaces_this_cpu_in_the_flags_and_the_cache_key():
+    code = ("from quadfire.ops import cpu\n"
+            "print(cpu.ARCH, cpu.build_name(), ' '.join(cpu.CFLAGS))\n")
+    native = _python(code, {"QUADFIRE_CPU_ARCH": ""}).stdout.split(maxsplit=2)
+    chosen = _python(code, {"QUADFIRE_CPU_ARCH": "x86-64-v3"}).stdout.split(maxsplit=2)
+    assert native[0] == "native" and chosen[0] == "x86-64-v3"
+    assert native[1] != chosen[1]  # another binary, cached beside the native one
+    assert "=x86-64-v3" in chosen[2] and "=native" in native[2]
+
+
+def test_a_malformed_target_is_named_and_the_reference_path_used(tmp_path):
+    code = ("import warnings, torch\n"
+            "from quadfire import ops\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    b = ops.select_backend(torch.zeros(2, 2))\n"
+            "print(b, [str(m.message) for m in w])\n")
+    r = _python(code, {"QUADFIRE_CPU_ARCH": "native -O0",
+                       "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("reference ")
+    assert "QUADFIRE_CPU_ARCH must name a compiler target" in r.stdout
+    assert "'native -O0'" in r.stdout
+    assert not (tmp_path / "ext").exists()  # nothing was compiled
+
+
 def test_large_outputs_are_cached_and_reused_correctly():
     cpu.empty_cache()
     torch.manual_seed(2)

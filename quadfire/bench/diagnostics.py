@@ -167,7 +167,10 @@ def format_report(report: dict, bench: dict | None = None) -> str:
         vec = lib["vectorization"]
         verdict = {True: "all hot loops vectorized", False: "NOT vectorized: " + "; ".join(
             f"kernels.cpp:{k}" for k in vec.get("failed", {})), None: vec.get("reason")}
-        lines += [f"CPU kernel library: {lib['library']}", f"  flags: {lib['flags']}",
+        target = lib.get("target", "native")
+        how = f"set by {cpu.ARCH_ENV}" if target != "native" else f"this CPU; {cpu.ARCH_ENV} unset"
+        lines += [f"CPU kernel library: {lib['library']}", f"  target: {target} ({how})",
+                  f"  flags: {lib['flags']}",
                   f"  vectorization check ({vec.get('compiler')}): {verdict[vec.get('ok')]}"]
     t = report["threads"]
     lines.append(f"threads: torch {t['torch']}, OMP_NUM_THREADS={t['OMP_NUM_THREADS'] or 'unset'}")
@@ -182,7 +185,7 @@ def format_report(report: dict, bench: dict | None = None) -> str:
         else:
             lines.append(
                 f"self-benchmark, QIF layer {bench['neurons']} neurons x T = {bench['steps']}, "
-                f"forward+backward, {bench['threads']} threads: fused {bench['fused_ms']:.1f} ms "
+                f"forward+backward, {bench['threads']} thread{'s' * (bench['threads'] != 1)}: fused {bench['fused_ms']:.1f} ms "
                 f"= {100 * bench['copy_bandwidth_share']:.0f}% of copy bandwidth "
                 f"(copy of the same bytes {bench['copy_ms']:.1f} ms), "
                 f"{bench['speedup_vs_reference']:.1f}x faster than the reference path "

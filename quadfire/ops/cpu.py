@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -35,19 +36,35 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = ("kernels.cpp", "kernels_double.cpp", "buffers.cpp", "ops.cpp")
 
 
-def _arch_flags() -> tuple[str, ...]:
-    """Tune for the build machine's own vector ISA (AVX2, AVX-512, NEON/SVE). The binary is
-    cached under a key that includes the CPU's feature flags, so it never runs elsewhere."""
+ARCH_ENV = "QUADFIRE_CPU_ARCH"  # a target instead of this CPU (docs/kernels.md "Build flags")
+_ARCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def arch() -> tuple[str, str | None]:
+    """The target the kernels are built for, and an error for a malformed setting:
+    QUADFIRE_CPU_ARCH (e.g. x86-64-v3 for any AVX2+FMA CPU, x86-64-v4 for AVX-512, armv8.2-a),
+    else "native", the build machine's own. Read once, at import."""
+    value = os.environ.get(ARCH_ENV, "").strip() or "native"
+    if _ARCH_NAME.fullmatch(value):
+        return value, None
+    return "native", (f"{ARCH_ENV} must name a compiler target such as x86-64-v3 or "
+                      f"armv8.2-a, got {value!r}")
+
+
+def _arch_flags(target: str) -> tuple[str, ...]:
+    """Tune for one vector ISA (AVX2, AVX-512, NEON/SVE): the build machine's own by default.
+    The binary is cached under a key that includes the flags and the CPU's feature flags, so it
+    never runs elsewhere."""
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i686", "i386"):
         # 256-bit vectors even where GCC's tuning for -march=native picks 128-bit ones: a CPU
         # that reports itself as Zen 1 (as QEMU's "EPYC" model does on newer hosts, like the
         # project's 2-core VM) gets 128-bit loops, and 256-bit ones run 13% faster there.
         # 256 is GCC's own choice for AVX2 and AVX-512 Intel and later AMD CPUs.
-        return ("-march=native", "-mprefer-vector-width=256")
+        return (f"-march={target}", "-mprefer-vector-width=256")
     if machine in ("aarch64", "arm64"):
-        return ("-mcpu=native",)  # GCC and Clang both take -mcpu=native on AArch64
-    return ()
+        return (f"-mcpu={target}" if target == "native" else f"-march={target}",)
+    return () if target == "native" else (f"-march={target}",)
 
 
 # Why each flag (docs/kernels.md, "Build flags"):
@@ -60,7 +77,8 @@ def _arch_flags() -> tuple[str, ...]:
 #   same, only trap/flag behaviour is assumed away (PyTorch never enables FP traps).
 # -fno-math-errno: math builtins need not set errno, so they may stay inline as vector
 #   instructions (nothing here reads errno).
-CFLAGS = ("-O3", *_arch_flags(), "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno",
+ARCH, _ARCH_ERROR = arch()
+CFLAGS = ("-O3", *_arch_flags(ARCH), "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno",
           "-fopenmp")
 LDFLAGS = ("-fopenmp",)
 REPORT = "vectorization.json"  # the build's vectorization check, next to the library
@@ -121,6 +139,8 @@ def _check_vectorization(build_dir: Path, kind: str | None) -> dict:
 
 
 def _build():
+    if _ARCH_ERROR:  # refuse to build for a target other than the one asked for
+        raise ValueError(_ARCH_ERROR)
     name = build_name()
     build_dir = _cache_dir() / name
     built = sorted(build_dir.glob(f"{name}*.so"))
@@ -188,7 +208,7 @@ def load():
             try:
                 path, fresh = _build()
                 check_layout(torch.ops.quadfire_cpu)
-                _info.update(library=str(path), flags=" ".join(CFLAGS),
+                _info.update(library=str(path), flags=" ".join(CFLAGS), target=ARCH,
                              vectorization=_saved_report(path.parent))
                 _module = torch.ops.quadfire_cpu
             except Exception as exc:  # any build failure: no compiler, no headers, bad flags

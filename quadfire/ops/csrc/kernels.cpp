@@ -27,62 +27,111 @@ namespace {
 
 constexpr int64_t CHUNK = 256;
 
-// One chunk's parameters by name, in table row order (neuron.h Row); wa and wb are the
-// surrogate window's constants derived from its width (neuron.h window_consts).
+// A parameter row as the inner loops read it: one value per element (Col<T, false>, a pointer
+// into the chunk's gathered rows) or one value for every element (Col<T, true>, the table has
+// a single column: L == 1, no per-channel parameter). The shared form keeps each parameter in
+// a register, which saves the inner loops six (forward) to nine (backward) loads per element;
+// it is the common case (every non-learnable neuron, and PLIF's per-layer tau).
+template <typename T, bool SHARED>
+struct Col;
 template <typename T>
-struct ParamRows {
-  const T *a, *u1, *u2, *vth, *vr, *vmin, *wa, *wb, *off;
+struct Col<T, false> {
+  const T* p;
+  static Col of(const T* row) { return {row}; }
+  T operator[](int64_t i) const { return p[i]; }
+};
+template <typename T>
+struct Col<T, true> {
+  T v;
+  static Col of(const T* row) { return {row[0]}; }
+  T operator[](int64_t) const { return v; }
 };
 
-// The parameter rows of one chunk, gathered from the [ROWS, L] table once per chunk, or once
-// per thread when every element shares column 0 (L == 1: no per-channel parameter). For
-// backward (SHAPE >= 0) the width row becomes the window's constants, so that no division is
-// left in the loop over time steps.
-template <typename T>
+// One chunk's parameters by name, in table row order (neuron.h Row); wa and wb are the
+// surrogate window's constants derived from its width (neuron.h window_consts).
+template <typename T, bool SHARED>
+struct ParamRows {
+  Col<T, SHARED> a, u1, u2, vth, vr, vmin, wa, wb, off;
+};
+
+// The parameter rows of one chunk, gathered from the [ROWS, L] table once per chunk, or, when
+// every element shares column 0 (SHARED), once per thread. For backward (SHAPE >= 0) the
+// width row becomes the window's constants, so that no division is left in the loop over
+// time steps.
+template <typename T, bool SHARED>
 struct ChunkParams {
   T v[ROWS + 1][CHUNK];  // the table's rows, then the window's second constant
-  bool shared = false;   // v holds column 0 for the whole chunk
+  bool loaded = false;   // SHARED: column 0 is in v[.][0]
 
   template <int SHAPE = -1>
-  ParamRows<T> load(const Problem<T>& p, int64_t e0, int64_t n) {
-    if (!shared) {
-      const int64_t m = p.L == 1 ? CHUNK : n;
+  ParamRows<T, SHARED> load(const Problem<T>& p, int64_t e0, int64_t n) {
+    if (!loaded) {
+      const int64_t m = SHARED ? 1 : n;
       for (int64_t i = 0; i < m; ++i) {
-        const int64_t col = p.L == 1 ? 0 : ((e0 + i) / p.inner) % p.period;
+        const int64_t col = SHARED ? 0 : ((e0 + i) / p.inner) % p.period;
         for (int r = 0; r < ROWS; ++r) v[r][i] = p.table[r * p.L + col];
       }
       if constexpr (SHAPE >= 0)
         for (int64_t i = 0; i < m; ++i)
           window_consts<T, SHAPE>(v[WIDTH][i], &v[WIDTH][i], &v[ROWS][i]);
-      shared = p.L == 1;
+      loaded = SHARED;
     }
-    return {v[A], v[U1], v[U2], v[VTH], v[VRESET], v[VMIN], v[WIDTH], v[ROWS], v[OFFSET]};
+    using C = Col<T, SHARED>;
+    return {C::of(v[A]),    C::of(v[U1]),    C::of(v[U2]), C::of(v[VTH]),   C::of(v[VRESET]),
+            C::of(v[VMIN]), C::of(v[WIDTH]), C::of(v[ROWS]), C::of(v[OFFSET])};
   }
 };
 
-template <typename T, bool QIF, bool SOFT>
+// Software prefetch, into L2, of the piece of a [T, M] array that the same time step of the
+// next chunk will touch (with schedule(static) a thread's chunks are consecutive). A chunk
+// walks one short run (CHUNK elements, 1 KiB of float) per array and time step, at addresses
+// M elements apart. The hardware prefetchers follow a dozen such runs, enough for T = 4
+// (where prefetching by hand cost the forward pass up to 2x on the 2-core EPYC VM), but lose
+// track of the 24-128 interleaved runs of T >= 8, where the loops then wait on memory
+// (prefetching made T = 16 and T = 32 20-30% faster there). Hence: by hand only beyond
+// PREFETCH_RUNS runs per chunk.
+constexpr int64_t PREFETCH_RUNS = 12;
+
+template <bool WRITE, typename T>
+inline void prefetch_row(const T* row, int64_t next, int64_t n) {
+  if (n <= 0) return;
+  const char* p = reinterpret_cast<const char*>(row + next);
+  for (int64_t b = 0; b < n * int64_t(sizeof(T)); b += 64) __builtin_prefetch(p + b, WRITE, 2);
+}
+
+// The state element i of the chunk at e0 starts from: the given u0, else rest (row U1).
+template <typename T, bool SHARED>
+inline T start_state(const Problem<T>& p, Col<T, SHARED> u1, int64_t e0, int64_t i) {
+  return p.u0 ? p.u0[e0 + i] : u1[i];
+}
+
+template <typename T, bool QIF, bool SOFT, bool SHARED>
 void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict__ spikes,
                     T* __restrict__ u_out, T* __restrict__ h_out) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
   const T big = p.big;
+  const bool prefetch = (h_out ? 3 : 2) * p.steps > PREFETCH_RUNS;  // runs per chunk: x, S, H
 #pragma omp parallel
   {
-    ChunkParams<T> pr;
+    ChunkParams<T, SHARED> pr;
     T u[CHUNK];
     T h_sink[CHUNK];  // H goes here when nobody needs it
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const ParamRows<T> rows = pr.load(p, e0, n);
-      // plain pointers, not a structured binding: OpenMP regions cannot capture those
-      const T *a = rows.a, *u1 = rows.u1, *u2 = rows.u2, *vth = rows.vth, *vr = rows.vr,
-              *vmin = rows.vmin;
-      const T* start = p.u0 ? p.u0 + e0 : u1;  // no state given: rest, the table's row U1
-      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start[i], vmin[i]);
+      const int64_t n_next = prefetch ? std::min(CHUNK, M - e0 - CHUNK) : 0;  // <= 0: none
+      const ParamRows<T, SHARED> rows = pr.load(p, e0, n);
+      // named copies, not a structured binding: OpenMP regions cannot capture those
+      const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
+                 vmin = rows.vmin;
+      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start_state(p, u1, e0, i), vmin[i]);
       for (int64_t t = 0; t < p.steps; ++t) {
         const T* __restrict__ xt = x + t * M + e0;
         T* __restrict__ st = spikes + t * M + e0;
         T* __restrict__ ht = h_out ? h_out + t * M + e0 : h_sink;
+        prefetch_row<false>(x + t * M, e0 + CHUNK, n_next);
+        prefetch_row<true>(spikes + t * M, e0 + CHUNK, n_next);
+        if (h_out) prefetch_row<true>(h_out + t * M, e0 + CHUNK, n_next);
         #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
@@ -103,25 +152,26 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
 // and vmin_tie of it where U == v_min, as torch.clamp does for a float / a tensor bound, also
 // for the floored starting state). Parameter gradients accumulate per element over T in
 // registers and are written once as [G, M] for the caller to reduce: no atomics.
-template <typename T, bool QIF, bool SOFT, int SHAPE, bool PARAM_GRADS>
+template <typename T, bool QIF, bool SOFT, bool SHARED, int SHAPE, bool PARAM_GRADS>
 void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const T* gh_in,
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
   const T tie = p.vmin_tie, big = p.big;
+  const bool prefetch = (2 + !!gs + !!gh_in) * p.steps > PREFETCH_RUNS;  // H, dS, dH, dX
 #pragma omp parallel
   {
-    ChunkParams<T> pr;
+    ChunkParams<T, SHARED> pr;
     T gU[CHUNK], uprev[CHUNK], zero[CHUNK];
     T acc[GRAD_ROWS][CHUNK];
     std::fill(zero, zero + CHUNK, T(0));
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const ParamRows<T> rows = pr.template load<SHAPE>(p, e0, n);
-      const T *a = rows.a, *u1 = rows.u1, *u2 = rows.u2, *vth = rows.vth, *vr = rows.vr,
-              *vmin = rows.vmin, *wa = rows.wa, *wb = rows.wb, *off = rows.off;
-      const T* start = p.u0 ? p.u0 + e0 : u1;
+      const int64_t n_next = prefetch ? std::min(CHUNK, M - e0 - CHUNK) : 0;  // <= 0: none
+      const ParamRows<T, SHARED> rows = pr.template load<SHAPE>(p, e0, n);
+      const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
+                 vmin = rows.vmin, wa = rows.wa, wb = rows.wb, off = rows.off;
       for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
       if (PARAM_GRADS)
         for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
@@ -135,12 +185,16 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
             uprev[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
           }
         } else {
-          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start[i], vmin[i]);
+          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start_state(p, u1, e0, i), vmin[i]);
         }
         const T* __restrict__ ht = H + t * M + e0;
         const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
         const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
         T* __restrict__ gxt = gx + t * M + e0;
+        prefetch_row<false>(H + t * M, e0 + CHUNK, n_next);
+        if (gs) prefetch_row<false>(gs + t * M, e0 + CHUNK, n_next);
+        if (gh_in) prefetch_row<false>(gh_in + t * M, e0 + CHUNK, n_next);
+        prefetch_row<true>(gx + t * M, e0 + CHUNK, n_next);
         #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = ht[i];
@@ -166,7 +220,8 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
         }
       }
       if (gu0)
-        for (int64_t i = 0; i < n; ++i) gu0[e0 + i] = gU[i] * floor_pass(start[i], vmin[i], tie);
+        for (int64_t i = 0; i < n; ++i)
+          gu0[e0 + i] = gU[i] * floor_pass(start_state(p, u1, e0, i), vmin[i], tie);
       if (PARAM_GRADS) {
         int64_t row = 0;
         for (int r = 0; r < GRAD_ROWS; ++r) {
@@ -187,7 +242,9 @@ using No = std::false_type;
 template <typename T>
 void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out) {
   auto run = [&](auto qif, auto soft) {
-    forward_kernel<T, decltype(qif)::value, decltype(soft)::value>(p, x, spikes, u_out, h_out);
+    constexpr bool Q = decltype(qif)::value, S = decltype(soft)::value;
+    if (p.L == 1) forward_kernel<T, Q, S, true>(p, x, spikes, u_out, h_out);
+    else forward_kernel<T, Q, S, false>(p, x, spikes, u_out, h_out);
   };
   if (p.qif) p.soft ? run(Yes{}, Yes{}) : run(Yes{}, No{});
   else p.soft ? run(No{}, Yes{}) : run(No{}, No{});
@@ -199,10 +256,12 @@ void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, 
   auto run = [&](auto qif, auto soft, auto shape) {
     constexpr bool Q = decltype(qif)::value, S = decltype(soft)::value;
     constexpr int W = decltype(shape)::value;
-    if (p.rows_mask)
-      backward_kernel<T, Q, S, W, true>(p, gs, gu, gh, h, gx, gu0, gparams);
-    else
-      backward_kernel<T, Q, S, W, false>(p, gs, gu, gh, h, gx, gu0, gparams);
+    auto with = [&](auto shared, auto grads) {
+      backward_kernel<T, Q, S, decltype(shared)::value, W, decltype(grads)::value>(
+          p, gs, gu, gh, h, gx, gu0, gparams);
+    };
+    if (p.L == 1) p.rows_mask ? with(Yes{}, Yes{}) : with(Yes{}, No{});
+    else p.rows_mask ? with(No{}, Yes{}) : with(No{}, No{});
   };
   auto by_shape = [&](auto qif, auto soft) {
     switch (p.shape) {
