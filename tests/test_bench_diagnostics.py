@@ -32,6 +32,19 @@ def test_vector_isa_reads_the_cpu_flags(monkeypatch):
     assert diagnostics.vector_isa() == "NEON"
 
 
+def test_a_chosen_kernel_target_is_named_in_headers_and_info(monkeypatch):
+    from quadfire.bench import neurons
+    from quadfire.ops import cpu
+
+    assert diagnostics.kernel_target() == "" or cpu.ARCH != "native"
+    monkeypatch.setattr(cpu, "ARCH", "x86-64-v3")
+    assert "kernels built for x86-64-v3 (QUADFIRE_CPU_ARCH)" in neurons.machine_line("cpu")
+    report = diagnostics.system_report()
+    report["cpu_library"] = {**report["cpu_library"], "target": "x86-64-v3", "flags": "-O3",
+                             "library": "lib.so", "vectorization": {"ok": True}}
+    assert "target: x86-64-v3 (set by QUADFIRE_CPU_ARCH)" in diagnostics.format_report(report)
+
+
 def test_self_benchmark_compares_with_copy_and_reference():
     b = diagnostics.self_benchmark(seconds=0.3, neurons=1 << 14, steps=3)
     assert b["runs"] >= 2 and b["fused_ms"] > 0 and b["copy_ms"] > 0

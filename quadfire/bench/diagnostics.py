@@ -42,6 +42,12 @@ def cpu_model() -> str:
             or platform.processor() or platform.machine() or "unknown CPU")
 
 
+def kernel_target() -> str:
+    """For a benchmark header: the target the CPU kernels are built for, where it is not this
+    CPU (QUADFIRE_CPU_ARCH); empty otherwise."""
+    return "" if cpu.ARCH == "native" else f"; kernels built for {cpu.ARCH} ({cpu.ARCH_ENV})"
+
+
 def vector_isa() -> str:
     """The widest vector instruction set of this CPU, e.g. "AVX2+FMA", "AVX-512F", "NEON"."""
     info = _cpuinfo()

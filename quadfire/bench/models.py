@@ -194,11 +194,11 @@ def run_row(row: str, args) -> dict:
 
 def table(results: list[dict], args) -> str:
     base = next((r for r in results if r["row"] == "spikingjelly"), None)
-    from .diagnostics import cpu_model, vector_isa
+    from .diagnostics import cpu_model, kernel_target, vector_isa
 
     lines = [f"ResNet-19, T={args.T}, batch {args.batch}, {args.size}x{args.size}, one SGD "
              f"training step, CPU ({cpu_model()}, {vector_isa()}, "
-             f"{args.threads} threads), torch {torch.__version__}, "
+             f"{args.threads} threads{kernel_target()}), torch {torch.__version__}, "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
              "",
              "| implementation | images/s | step median / min (s) | peak memory (MiB) "

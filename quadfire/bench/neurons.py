@@ -84,9 +84,9 @@ def machine_line(device: str) -> str:
     """The CPU model and vector ISA, and the GPU on CUDA, for a benchmark's header."""
     import torch
 
-    from .diagnostics import cpu_model, vector_isa
+    from .diagnostics import cpu_model, kernel_target, vector_isa
 
-    line = f"CPU: {cpu_model()} ({vector_isa()}, {os.cpu_count()} cores)"
+    line = f"CPU: {cpu_model()} ({vector_isa()}, {os.cpu_count()} cores){kernel_target()}"
     if device == "cuda" and torch.cuda.is_available():
         line += f"; GPU: {torch.cuda.get_device_name()}"
     return line
