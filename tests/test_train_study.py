@@ -91,6 +91,17 @@ def test_finished_runs_are_reused_and_interrupted_ones_resumed(tmp_path):
     assert calls == [("qif-s0", False)]
 
 
+def test_finished_runs_are_reused_after_their_folder_moved(tmp_path):
+    calls, log = [], []
+    run_study("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path / 'a'}", "epochs=2"],
+              fit=_fake_fit(calls), log=log.append)
+    (tmp_path / "a").rename(tmp_path / "b")
+    calls.clear()
+    study = run_study("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path / 'b'}", "epochs=2"],
+                      fit=_fake_fit(calls), log=log.append)
+    assert calls == [] and len(study.runs) == 2
+
+
 def test_study_cli_smoke(tmp_path, capsys):
     assert main(["study", "digits", "--smoke", "--seeds", "0", "--variants", "qif-noise",
                  "lif-matched", "--set", f"out_dir={tmp_path}"]) == 0

@@ -35,8 +35,10 @@ from .variants import STUDY, get_variant
 # Fields a study sets per run; a --set of them would make the variants the same run.
 # (``--set neuron_kwargs=...`` is allowed: it sets the QIF parameters every variant starts from.)
 PER_RUN = ("neuron", "seed", "run_name")
-# Settings that do not change what a run computes (a finished run is reused across them).
-COSMETIC = ("progress", "tensorboard")
+# Settings that do not change what a run computes (a finished run is reused across them):
+# out_dir among them, so that a study's run folders can be moved or published with their
+# reports (docs/results/studies) and a study rerun from there reuses them.
+COSMETIC = ("progress", "tensorboard", "out_dir")
 
 
 @dataclass
