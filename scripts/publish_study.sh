@@ -1,8 +1,9 @@
 #!/bin/sh
 # Copy a study's records (each run's config.yaml, metrics.csv, report.json, and the study's
 # study.md, study.json and plots) into docs/results/studies/, without checkpoints or
-# TensorBoard logs, so that the published tables come with the per-run data behind them. A study rerun with
-# `--set out_dir=docs/results/studies` reuses these runs and trains only the missing ones.
+# TensorBoard logs, so that the published tables come with the per-run data behind them. A
+# study rerun with `--set out_dir=docs/results/studies` reuses these runs and trains only the
+# missing ones.
 # Usage: scripts/publish_study.sh OUT_DIR/study-<setting>
 set -eu
 src=${1:?usage: scripts/publish_study.sh OUT_DIR/study-<setting>}

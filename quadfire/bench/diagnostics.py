@@ -191,7 +191,8 @@ def format_report(report: dict, bench: dict | None = None) -> str:
         else:
             lines.append(
                 f"self-benchmark, QIF layer {bench['neurons']} neurons x T = {bench['steps']}, "
-                f"forward+backward, {bench['threads']} thread{'s' * (bench['threads'] != 1)}: fused {bench['fused_ms']:.1f} ms "
+                f"forward+backward, {bench['threads']} thread{'s' * (bench['threads'] != 1)}: "
+                f"fused {bench['fused_ms']:.1f} ms "
                 f"= {100 * bench['copy_bandwidth_share']:.0f}% of copy bandwidth "
                 f"(copy of the same bytes {bench['copy_ms']:.1f} ms), "
                 f"{bench['speedup_vs_reference']:.1f}x faster than the reference path "
