@@ -38,6 +38,20 @@ def test_fused_cpu_float64(case):
     assert_same(ref, fused, repr(neuron))
 
 
+@pytest.mark.parametrize("neuron", [QIF(), QIF(learnable="channel", channels=7), LIF(reset="soft")],
+                         ids=repr)
+def test_several_chunks_and_a_partial_one_match_the_reference(neuron):
+    """A step of 8645 elements: two whole chunks of the kernels' 4096 and a partial third, split
+    over the threads; with per-channel parameters the chunk boundaries cut channels."""
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for prm in neuron.parameters():
+            prm.add_(0.05 * torch.randn_like(prm))
+    x = torch.randn(3, 5, 7, 13, 19) * 0.8 + 0.3
+    state = neuron.rest_state(x[0]) - 0.1 * torch.rand(x.shape[1:])
+    assert_matches_reference((neuron, x, state, True, 11), functools.partial(run, backend="cpu"))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("neuron", [QIF(), QIF(reset="soft"), QIF(learnable="channel", channels=3),
                                     LIF()], ids=repr)

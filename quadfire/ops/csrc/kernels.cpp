@@ -3,7 +3,7 @@
 // Layout: time-major, [T, M] contiguous (M = elements of one step). Elements are split into
 // chunks of CHUNK that OpenMP hands to threads; inside a chunk the loop over T is outermost and
 // the chunk's membrane lives in a small local array, so the inner loop over elements is
-// unit-stride and vectorizes while the state never leaves L1. Results are stored straight
+// unit-stride and vectorizes while the state stays in L1/L2. Results are stored straight
 // into the [T, M] outputs: an L1 buffer copied out with non-temporal stores saves the
 // read-for-ownership of each output line, but on the compute-bound 2-core EPYC VM the extra
 // pass cost more than it saved (forward 17%, backward 8% slower). Each inner loop carries
@@ -25,7 +25,14 @@
 namespace quadfire {
 namespace {
 
-constexpr int64_t CHUNK = 256;
+// A chunk walks T runs of CHUNK elements per array, M elements apart. Long runs are what a
+// memory-bound loop needs: at 256 (1 KiB runs) the hardware prefetchers lost track of the
+// 3-4 x T interleaved streams, and T = 32 ran at 45% of copy bandwidth on the AVX2 Zen 3 VM
+// (by-hand prefetching recovered only part of it); at 4096 (16 KiB runs, four whole pages)
+// the same machine gives ~80% at T = 4 .. 32. The cost: chunk-local arrays take up to
+// 17 x 4096 elements of stack per thread (272 KiB float, 544 KiB double; thread stacks are
+// MiBs), and a step of fewer than threads x 4096 elements runs on fewer threads.
+constexpr int64_t CHUNK = 4096;
 
 // A parameter row as the inner loops read it: one value per element (Col<T, false>, a pointer
 // into the chunk's gathered rows) or one value for every element (Col<T, true>, the table has
@@ -60,8 +67,9 @@ struct ParamRows {
 // time steps.
 template <typename T, bool SHARED>
 struct ChunkParams {
-  T v[ROWS + 1][CHUNK];  // the table's rows, then the window's second constant
-  bool loaded = false;   // SHARED: column 0 is in v[.][0]
+  static constexpr int64_t COLS = SHARED ? 1 : CHUNK;
+  T v[ROWS + 1][COLS];  // the table's rows, then the window's second constant
+  bool loaded = false;  // SHARED: column 0 is in v[.][0], loaded once per thread
 
   template <int SHAPE = -1>
   ParamRows<T, SHARED> load(const Problem<T>& p, int64_t e0, int64_t n) {
@@ -82,23 +90,6 @@ struct ChunkParams {
   }
 };
 
-// Software prefetch, into L2, of the piece of a [T, M] array that the same time step of the
-// next chunk will touch (with schedule(static) a thread's chunks are consecutive). A chunk
-// walks one short run (CHUNK elements, 1 KiB of float) per array and time step, at addresses
-// M elements apart. The hardware prefetchers follow a dozen such runs, enough for T = 4
-// (where prefetching by hand cost the forward pass up to 2x on the 2-core EPYC VM), but lose
-// track of the 24-128 interleaved runs of T >= 8, where the loops then wait on memory
-// (prefetching made T = 16 and T = 32 20-30% faster there). Hence: by hand only beyond
-// PREFETCH_RUNS runs per chunk.
-constexpr int64_t PREFETCH_RUNS = 12;
-
-template <bool WRITE, typename T>
-inline void prefetch_row(const T* row, int64_t next, int64_t n) {
-  if (n <= 0) return;
-  const char* p = reinterpret_cast<const char*>(row + next);
-  for (int64_t b = 0; b < n * int64_t(sizeof(T)); b += 64) __builtin_prefetch(p + b, WRITE, 2);
-}
-
 // The state element i of the chunk at e0 starts from: the given u0, else rest (row U1).
 template <typename T, bool SHARED>
 inline T start_state(const Problem<T>& p, Col<T, SHARED> u1, int64_t e0, int64_t i) {
@@ -110,7 +101,6 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
                     T* __restrict__ u_out, T* __restrict__ h_out) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
   const T big = p.big;
-  const bool prefetch = (h_out ? 3 : 2) * p.steps > PREFETCH_RUNS;  // runs per chunk: x, S, H
 #pragma omp parallel
   {
     ChunkParams<T, SHARED> pr;
@@ -119,7 +109,6 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const int64_t n_next = prefetch ? std::min(CHUNK, M - e0 - CHUNK) : 0;  // <= 0: none
       const ParamRows<T, SHARED> rows = pr.load(p, e0, n);
       // named copies, not a structured binding: OpenMP regions cannot capture those
       const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
@@ -129,9 +118,6 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
         const T* __restrict__ xt = x + t * M + e0;
         T* __restrict__ st = spikes + t * M + e0;
         T* __restrict__ ht = h_out ? h_out + t * M + e0 : h_sink;
-        prefetch_row<false>(x + t * M, e0 + CHUNK, n_next);
-        prefetch_row<true>(spikes + t * M, e0 + CHUNK, n_next);
-        if (h_out) prefetch_row<true>(h_out + t * M, e0 + CHUNK, n_next);
         #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
@@ -158,7 +144,6 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
   const T tie = p.vmin_tie, big = p.big;
-  const bool prefetch = (2 + !!gs + !!gh_in) * p.steps > PREFETCH_RUNS;  // H, dS, dH, dX
 #pragma omp parallel
   {
     ChunkParams<T, SHARED> pr;
@@ -168,7 +153,6 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
-      const int64_t n_next = prefetch ? std::min(CHUNK, M - e0 - CHUNK) : 0;  // <= 0: none
       const ParamRows<T, SHARED> rows = pr.template load<SHAPE>(p, e0, n);
       const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
                  vmin = rows.vmin, wa = rows.wa, wb = rows.wb, off = rows.off;
@@ -191,10 +175,6 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
         const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
         const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
         T* __restrict__ gxt = gx + t * M + e0;
-        prefetch_row<false>(H + t * M, e0 + CHUNK, n_next);
-        if (gs) prefetch_row<false>(gs + t * M, e0 + CHUNK, n_next);
-        if (gh_in) prefetch_row<false>(gh_in + t * M, e0 + CHUNK, n_next);
-        prefetch_row<true>(gx + t * M, e0 + CHUNK, n_next);
         #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {  // vectorized
           const T h = ht[i];
