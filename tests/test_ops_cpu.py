@@ -178,6 +178,16 @@ def test_a_chosen_target_replaces_this_cpu_in_the_flags_and_the_cache_key():
     assert "=x86-64-v3" in chosen[2] and "=native" in native[2]
 
 
+def test_another_compiler_version_gets_another_cache_key(tmp_path):
+    cxx = tmp_path / "cc"
+    cxx.write_text('#!/bin/sh\necho "fakecc $FAKE_VERSION"\n')
+    cxx.chmod(0o755)
+    code = "from quadfire.ops import cpu\nprint(cpu.build_name())\n"
+    names = [_python(code, {"CXX": str(cxx), "FAKE_VERSION": v}).stdout.strip()
+             for v in ("12.2", "12.2", "13.1")]
+    assert names[0] == names[1] != names[2] and names[0].startswith("quadfire_neuron_")
+
+
 def test_a_malformed_target_is_named_and_the_reference_path_used(tmp_path):
     code = ("import warnings, torch\n"
             "from quadfire import ops\n"

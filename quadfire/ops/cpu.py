@@ -17,11 +17,14 @@ reference path; asking for ``backend="cpu"`` explicitly then raises with the bui
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import platform
 import re
+import shlex
+import subprocess
 import sys
 import threading
 import time
@@ -117,8 +120,20 @@ def build_name() -> str:
             h.update(f.name.encode() + f.read_bytes())
     h.update(" ".join(CFLAGS + LDFLAGS).encode())
     h.update(torch.__version__.encode() + _cpu_flags().encode())
-    h.update(_cxx().encode())
+    h.update(_cxx().encode() + _cxx_version(_cxx()).encode())
     return f"quadfire_neuron_{h.hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=None)
+def _cxx_version(cxx: str) -> str:
+    """The compiler's first `--version` line, in the cache key so that an upgraded compiler
+    (same name, new code generation) builds anew; "" where it cannot run (the build says why)."""
+    try:
+        r = subprocess.run(shlex.split(cxx) + ["--version"], capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return ""
+    return r.stdout.split("\n", 1)[0].strip()
 
 
 def _check_vectorization(build_dir: Path, kind: str | None) -> dict:
