@@ -147,3 +147,17 @@ def test_extends_must_name_one_recipe(tmp_path, extends):
     recipe.write_text(f"extends: {extends}\n")
     with pytest.raises(ConfigError, match="extends must name one recipe"):
         config_for(str(recipe), [])
+
+
+def test_a_dotted_override_changes_one_entry_of_a_dict_field(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: demo\nneuron_kwargs: {a: 0.3, u2: 0.6, surrogate: band}\n")
+    cfg = load_config(recipe, ["neuron_kwargs.a=0.125", "neuron_kwargs.surrogate=noise",
+                               "model_kwargs.hidden=64"])
+    assert cfg.neuron_kwargs == {"a": 0.125, "u2": 0.6, "surrogate": "noise"}
+    assert isinstance(cfg.neuron_kwargs["a"], float) and cfg.model_kwargs == {"hidden": 64}
+    # A whole value still replaces the dict, in either order.
+    cfg = load_config(recipe, ["neuron_kwargs={a: 0.2}"])
+    assert cfg.neuron_kwargs == {"a": 0.2}
+    with pytest.raises(ConfigError, match=r"neuron_kwargs.a: '\[1' is not a YAML value"):
+        load_config(recipe, ["neuron_kwargs.a=[1"])

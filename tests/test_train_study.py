@@ -108,3 +108,12 @@ def test_study_cli_smoke(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "qif-noise" in out and "lif-matched" in out and "study.md" in out
     assert set(VARIANTS) >= set(STUDY)
+
+
+def test_one_qif_parameter_set_by_a_dotted_key_moves_the_matched_lif_along(tmp_path):
+    _, _, runs = plan("fmnist-rows-t28", ["qif-noise", "lif-matched", "lif-tau2"], [0],
+                      [f"out_dir={tmp_path}", "neuron_kwargs.a=0.125"])
+    kw = {v: c.neuron_kwargs for v, _, c in runs}
+    assert kw["qif-noise"] == {"a": 0.125, "u1": 0.0, "u2": 0.5, "v_th": 1.0, "surrogate": "noise"}
+    assert kw["lif-matched"]["tau"] == pytest.approx(16.0)  # 1 / (0.125 * 0.5)
+    assert "a" not in kw["lif-tau2"] and kw["lif-tau2"]["tau"] == 2.0

@@ -33,7 +33,8 @@ from .typed_yaml import parse_overrides, to_dict
 from .variants import STUDY, get_variant
 
 # Fields a study sets per run; a --set of them would make the variants the same run.
-# (``--set neuron_kwargs=...`` is allowed: it sets the QIF parameters every variant starts from.)
+# (``--set neuron_kwargs=...`` or ``neuron_kwargs.a=...`` is allowed: it sets the QIF parameters
+# every variant starts from, so lif-matched moves along with them.)
 PER_RUN = ("neuron", "seed", "run_name")
 # Settings that do not change what a run computes (a finished run is reused across them):
 # out_dir among them, so that a study's run folders can be moved or published with their
@@ -102,7 +103,10 @@ def plan(recipe, variants, seeds, overrides: list[str], smoke: bool = False,
         raise ConfigError(f"variants and seeds must not repeat, got {variants} and {seeds}")
     sources = _sources(recipe)
     base = config_for(sources["qif"], overrides, smoke)
-    run_overrides = [o for o in overrides if o.partition("=")[0].strip() != "neuron_kwargs"]
+    # neuron_kwargs (whole or one key of it) sets the QIF parameters the variants start from;
+    # passed on to every run it would overwrite each variant's own neuron.
+    run_overrides = [o for o in overrides
+                     if o.partition("=")[0].strip().split(".")[0] != "neuron_kwargs"]
     if base.neuron != "qif":
         raise ConfigError(f"the study's base recipe {sources['qif']} must use the QIF neuron")
     lif_twin = ("lif", {})

@@ -154,6 +154,46 @@ def merge(base: dict, override: dict, cls=None) -> dict:
     return out
 
 
+def merge_overrides(base: dict, override: dict, cls) -> dict:
+    """Merge parsed ``--set`` overrides into `base` for dataclass `cls`.
+
+    Like `merge`, except that a dotted key into a dict-valued field (``neuron_kwargs.a=0.1``)
+    changes that one entry and keeps the others: the user named one key, not the whole dict.
+    Such a leaf is read as a YAML scalar (``0.1`` a float, ``band`` a string), the way the
+    recipe file's own entries are, since a free dict carries no types to coerce to. A whole
+    value (``neuron_kwargs={a: 0.1}``) still replaces the dict."""
+    hints = _hints(cls)
+    out = dict(base)
+    for k, v in override.items():
+        tp = hints.get(k)
+        if dataclasses.is_dataclass(tp) and isinstance(v, dict):
+            out[k] = merge_overrides(out.get(k) if isinstance(out.get(k), dict) else {}, v, tp)
+        elif isinstance(v, dict) and tp is not None and (typing.get_origin(tp) or tp) is dict:
+            old = out.get(k)
+            if isinstance(old, str):
+                old = coerce(old, tp, k)
+            if old is not None and not isinstance(old, dict):
+                raise ConfigError(f"--set {k}.<key>: {k} is not a mapping, got {old!r}")
+            out[k] = _merge_entries(dict(old or {}), v, k)
+        else:
+            out[k] = v
+    return out
+
+
+def _merge_entries(base: dict, override: dict, key: str) -> dict:
+    for k, v in override.items():
+        if isinstance(v, dict):
+            inner = base.get(k)
+            base[k] = _merge_entries(dict(inner) if isinstance(inner, dict) else {}, v, f"{key}.{k}")
+            continue
+        try:
+            base[k] = yaml.safe_load(v) if isinstance(v, str) else v
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}.{k}: {v!r} is not a YAML value ({_first_line(e)})") \
+                from None
+    return base
+
+
 def read_yaml(path: str | Path) -> dict:
     """The mapping in a YAML file, with a clear error for a missing or malformed file."""
     path = Path(path)
