@@ -188,6 +188,18 @@ def test_another_compiler_version_gets_another_cache_key(tmp_path):
     assert names[0] == names[1] != names[2] and names[0].startswith("quadfire_neuron_")
 
 
+@pytest.mark.parametrize("value", ["2G", "1e3", "-1", ""])
+def test_a_malformed_cache_limit_is_named(value):
+    code = ("import torch\nfrom quadfire import ops\n"
+            "try:\n    ops.select_backend(torch.zeros(2, 2))\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    r = _python(code, {"QUADFIRE_CPU_CACHE_MB": value})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ConfigError QUADFIRE_CPU_CACHE_MB must be a whole number")
+    assert repr(value) in r.stdout
+    assert cpu._check_cache_limit(" 64 ") is None and cpu._check_cache_limit("0") is None
+
+
 def test_a_malformed_target_is_named_and_the_reference_path_used(tmp_path):
     code = ("import warnings, torch\n"
             "from quadfire import ops\n"

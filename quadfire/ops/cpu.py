@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import ConfigError
 from . import pack, vectorization
 
 CSRC = Path(__file__).parent / "csrc"
@@ -120,7 +121,8 @@ def build_name() -> str:
             h.update(f.name.encode() + f.read_bytes())
     h.update(" ".join(CFLAGS + LDFLAGS).encode())
     h.update(torch.__version__.encode() + _cpu_flags().encode())
-    h.update(_cxx().encode() + _cxx_version(_cxx()).encode())
+    cxx = _cxx()
+    h.update(cxx.encode() + _cxx_version(cxx).encode())
     return f"quadfire_neuron_{h.hexdigest()[:12]}"
 
 
@@ -217,6 +219,7 @@ def load():
     global _module, _error
     if _module is not None or _error is not None:
         return _module
+    _check_cache_limit(os.environ.get("QUADFIRE_CPU_CACHE_MB"))
     with _lock:
         if _module is None and _error is None:
             fresh = False
@@ -235,6 +238,14 @@ def load():
                 warnings.warn(vectorization_warning(_info["vectorization"]), RuntimeWarning,
                               stacklevel=3)
     return _module
+
+
+def _check_cache_limit(value: str | None) -> None:
+    """QUADFIRE_CPU_CACHE_MB must be a whole number of MiB; csrc/buffers.cpp reads it with
+    atoll, which would turn a typo ("2G", "1e3") into 0 or 1 and quietly disable the cache."""
+    if value is not None and not value.strip().isdigit():
+        raise ConfigError(f"QUADFIRE_CPU_CACHE_MB must be a whole number of MiB (0 keeps no "
+                          f"buffers), got {value!r}")
 
 
 def vectorization_warning(result: dict) -> str:
