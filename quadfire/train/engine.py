@@ -397,7 +397,7 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
         with StopRequest() as stop:
             for epoch in range(first_epoch, cfg.epochs):
                 start_epoch(run.train_loader, cfg, epoch, info.rank)
-                lr = run.optimizer.param_groups[0]["lr"]
+                lr = run.optimizer.param_groups[0]["lr"]  # at the first step (docs/training.md)
                 train = train_epoch(run, epoch, stop, skip if epoch == first_epoch else 0, rng)
                 skipped += train["skipped"]
                 if train["stopped"]:
