@@ -33,7 +33,7 @@ def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
     assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
     rows = _table(capsys.readouterr().out, "digits demo")
     assert set(rows) == {"qif", "lif"}
-    for neuron, acc, best, rate, *_ in rows.values():
+    for neuron, seeds, acc, best, rate, *_ in rows.values():
         assert 50 < float(acc) <= 100 and 0 < float(rate) < 1
     saved = json.loads((tmp_path / "demo" / "study.json").read_text())
     assert [r["variant"] for r in saved["runs"]] == ["qif", "lif"]

@@ -117,3 +117,23 @@ def test_one_qif_parameter_set_by_a_dotted_key_moves_the_matched_lif_along(tmp_p
     assert kw["qif-noise"] == {"a": 0.125, "u1": 0.0, "u2": 0.5, "v_th": 1.0, "surrogate": "noise"}
     assert kw["lif-matched"]["tau"] == pytest.approx(16.0)  # 1 / (0.125 * 0.5)
     assert "a" not in kw["lif-tau2"] and kw["lif-tau2"]["tau"] == 2.0
+
+
+def test_a_report_trains_nothing_and_names_the_runs_it_left_out(tmp_path, capsys):
+    calls, log = [], []
+    args = ("digits", ["qif", "lif"], [0, 1], [f"out_dir={tmp_path}", "epochs=2"])
+    with pytest.raises(ConfigError, match="no finished run of this study"):
+        run_study(*args, fit=_fake_fit(calls), log=log.append, report_only=True)
+    run_study("digits", ["qif", "lif"], [0], args[3], fit=_fake_fit(calls), log=log.append)
+    calls.clear()
+    study = run_study(*args, fit=_fake_fit(calls), log=log.append, report_only=True)
+    assert calls == [] and study.missing == ["qif-s1", "lif-s1"] and len(study.runs) == 2
+    md = (study.folder / "study.md").read_text()
+    assert "left out: qif-s1, lif-s1" in md and "| qif | qif | 1 | 60.00 |" in md
+    assert "- `lif`: lif {" in md and "'tau': 2.0" in md
+    with pytest.raises(ConfigError, match="cannot be combined with --overwrite"):
+        run_study(*args, overwrite=True, fit=_fake_fit(calls), report_only=True)
+    # The CLI: a study with nothing finished is one line and exit code 2.
+    assert main(["study", "digits", "--report", "--seeds", "7", "--variants", "qif",
+                 "--set", f"out_dir={tmp_path}"]) == 2
+    assert "no finished run" in capsys.readouterr().err

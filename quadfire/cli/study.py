@@ -10,11 +10,12 @@ from .train import common_options, overwrite_option
 
 def study_command(recipe, variants: list[str], seeds: list[int], overrides: list[str],
                   smoke: bool, overwrite: bool = False, title: str | None = None,
-                  scratch: bool = False, folder=None) -> int:
+                  scratch: bool = False, folder=None, report_only: bool = False) -> int:
     from ..train.study import format_table, run_study
 
     study = run_study(recipe, variants, seeds, overrides, smoke, overwrite, scratch, folder,
-                      log=lambda line: print(line, file=sys.stderr, flush=True))
+                      log=lambda line: print(line, file=sys.stderr, flush=True),
+                      report_only=report_only)
     if study.interrupted_by is not None:
         print(f"stopped by signal {study.interrupted_by}; rerun the same command to continue "
               f"(finished runs are reused, the interrupted one resumes)", file=sys.stderr)
@@ -31,12 +32,13 @@ def _study(args) -> int:
     from ..train.variants import STUDY
 
     return study_command(args.recipe, args.variants or list(STUDY), args.seeds, args.overrides,
-                         args.smoke, args.overwrite)
+                         args.smoke, args.overwrite, report_only=args.report)
 
 
 def _compare(args) -> int:
     return study_command(args.recipe, ["qif", "lif"], args.seeds, args.overrides, args.smoke,
-                         args.overwrite, title=f"compare {args.recipe}, seeds {args.seeds}")
+                         args.overwrite, title=f"compare {args.recipe}, seeds {args.seeds}",
+                         report_only=args.report)
 
 
 def add_commands(sub) -> None:
@@ -55,4 +57,7 @@ def add_commands(sub) -> None:
         p.add_argument("--seeds", type=int_in(0, 2**32 - 1), nargs="+", default=[0, 1, 2])
         common_options(p)
         overwrite_option(p)
+        p.add_argument("--report", action="store_true",
+                       help="train nothing: write the table and figures from the runs already "
+                            "finished (the others are named and left out)")
         p.set_defaults(func=_study if name == "study" else _compare)

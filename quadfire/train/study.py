@@ -60,6 +60,7 @@ class RunResult:
     curve: list[float] = field(default_factory=list)      # test accuracy per epoch
     layer_rates: dict[str, float] = field(default_factory=dict)
     paper_accuracy: float | None = None
+    neuron_kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class StudyResult:
     seeds: list[int]
     runs: list[RunResult]
     interrupted_by: int | None = None
+    missing: list[str] = field(default_factory=list)  # runs a report left out (not finished)
 
     def of(self, variant: str) -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant]
@@ -167,7 +169,8 @@ def _result(variant: str, seed: int, cfg: TrainConfig, report: dict, reused: boo
         float((m.get("ops") or {}).get("sops", math.nan)),
         float((report.get("energy_pj") or {}).get("total", math.nan)) / 1e6,
         float(report.get("wall_s", math.nan)), reused, curve,
-        dict(report.get("layer_firing_rates") or {}), report.get("paper_accuracy"))
+        dict(report.get("layer_firing_rates") or {}), report.get("paper_accuracy"),
+        dict(cfg.neuron_kwargs))
 
 
 def _clock(seconds: float) -> str:
@@ -196,21 +199,38 @@ def _action(cfg: TrainConfig, overwrite: bool, scratch: bool) -> tuple[str, dict
 def run_study(recipe, variants=STUDY, seeds=(0, 1, 2), overrides: list[str] | None = None,
               smoke: bool = False, overwrite: bool = False, scratch: bool = False,
               folder: str | Path | None = None, log: Callable[[str], None] = print,
-              fit: Callable | None = None) -> StudyResult:
+              fit: Callable | None = None, report_only: bool = False) -> StudyResult:
     """Train every (variant, seed) of `recipe` (module docstring for what is reused, resumed
     or refused; every run directory is checked before the first run starts), then write the
     table and figures to the study folder. Stops early, with `interrupted_by` set, when a run
-    is interrupted by a signal (rerun the same command to continue)."""
+    is interrupted by a signal (rerun the same command to continue). With `report_only`
+    nothing is trained: the table and figures come from the finished runs alone, and the
+    others are named in `missing` and in study.md."""
     if fit is None:
         from .engine import fit
+    if report_only and (overwrite or smoke):
+        raise ConfigError("--report trains nothing, so it cannot be combined with --overwrite "
+                          "or --smoke")
     scratch = scratch or smoke
     setting, folder, todo = plan(recipe, list(variants), list(seeds), list(overrides or []),
                                  smoke, folder)
-    actions = [_action(cfg, overwrite, scratch) for _, _, cfg in todo]
+    if report_only:
+        actions = [("reuse", r) if (r := _finished(cfg)) is not None else ("missing", None)
+                   for _, _, cfg in todo]
+        if all(a == "missing" for a, _ in actions):
+            raise ConfigError(f"no finished run of this study in {folder}; --report writes the "
+                              f"table from finished runs (drop it to train them)")
+    else:
+        actions = [_action(cfg, overwrite, scratch) for _, _, cfg in todo]
     results, spent = [], []
     study = StudyResult(setting, folder, list(variants), list(seeds), results)
     report: dict = {}
     for i, ((name, seed, cfg), (action, report)) in enumerate(zip(todo, actions)):
+        if action == "missing":
+            log(f"[study {setting}] {i + 1}/{len(todo)} {name} seed {seed}: not finished, left "
+                f"out of the report")
+            study.missing.append(f"{name}-s{seed}")
+            continue
         if action == "reuse":
             log(f"[study {setting}] {i + 1}/{len(todo)} {name} seed {seed}: reusing the finished "
                 f"run in {cfg.run_dir}")
@@ -230,7 +250,7 @@ def run_study(recipe, variants=STUDY, seeds=(0, 1, 2), overrides: list[str] | No
             study.interrupted_by = int(report.get("signal") or 2)
             return study
         results.append(_result(name, seed, cfg, report, reused=False))
-    if results and report.get("rank", 0) == 0:
+    if results and (report or {}).get("rank", 0) == 0:
         write_outputs(study)
     return study
 
@@ -258,6 +278,7 @@ def summary_rows(study: StudyResult) -> list[dict]:
             continue
         rows.append({
             "variant": name, "neuron": runs[0].neuron, "seeds": len(runs),
+            "neuron_kwargs": runs[0].neuron_kwargs,
             "accuracy": _pm([r.accuracy for r in runs]),
             "best_accuracy": _pm([r.best_accuracy for r in runs]),
             "firing_rate": _pm([r.firing_rate for r in runs], 4),
@@ -269,7 +290,8 @@ def summary_rows(study: StudyResult) -> list[dict]:
     return rows
 
 
-COLUMNS = (("variant", "variant"), ("neuron", "neuron"), ("accuracy", "test acc %"),
+COLUMNS = (("variant", "variant"), ("neuron", "neuron"), ("seeds", "seeds"),
+           ("accuracy", "test acc %"),
            ("best_accuracy", "best %"), ("firing_rate", "firing rate"),
            ("sops", "MSOPs/sample"), ("energy_uj", "uJ/sample"), ("wall_s", "wall s/run"),
            ("paper", "reference %"))
@@ -302,6 +324,7 @@ def write_outputs(study: StudyResult) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     data = {"setting": study.setting, "variants": study.variants, "seeds": study.seeds,
+            "missing": study.missing,
             "date": stamp, "machine": platform.processor() or platform.machine(),
             "summary": summary_rows(study), "runs": [dataclasses.asdict(r) for r in study.runs]}
     write_json(folder / "study.json", data)
@@ -310,10 +333,14 @@ def write_outputs(study: StudyResult) -> dict[str, Path]:
     paths = {"json": folder / "study.json",
              "accuracy": save(accuracy_figure(curves, study.setting), folder / "accuracy.png"),
              "rates": save(layer_rate_figure(rates, study.setting), folder / "firing_rates.png")}
+    neurons = "".join(f"- `{r['variant']}`: {r['neuron']} {r['neuron_kwargs']}\n"
+                      for r in summary_rows(study))
+    left_out = (f"\nNot finished, left out: {', '.join(study.missing)}.\n" if study.missing
+                else "")
     md = (f"# Study: {study.setting}\n\nSeeds {study.seeds}; {stamp}. Mean +- std over seeds; "
-          f"SOPs and energy per test sample; wall time per run.\n\n{format_markdown(study)}\n\n"
-          f"![test accuracy per epoch](accuracy.png)\n\n![firing rate per layer]"
-          f"(firing_rates.png)\n")
+          f"SOPs and energy per test sample; wall time per run.\n\n{format_markdown(study)}\n"
+          f"{left_out}\nNeurons:\n\n{neurons}\n![test accuracy per epoch](accuracy.png)\n\n"
+          f"![firing rate per layer](firing_rates.png)\n")
     (folder / "study.md").write_text(md)
     paths["markdown"] = folder / "study.md"
     return paths
