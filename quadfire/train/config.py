@@ -15,7 +15,7 @@ from ..models import check_model
 from ..neurons import NeuronSpec
 from .losses import LOSSES
 from .optim import OPTIMIZERS
-from .typed_yaml import from_dict, merge, merge_overrides, parse_overrides, read_yaml
+from .typed_yaml import from_dict, merge, parse_overrides, read_yaml
 
 AMP = ("none", "bf16", "fp16")
 NONFINITE = ("stop", "skip")
@@ -163,7 +163,7 @@ def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | 
     """Defaults < recipe (a YAML path or an already-read dict) < `base` < ``--set`` overrides."""
     data = recipe if isinstance(recipe, dict) else read_yaml(recipe) if recipe is not None else {}
     data = merge(_legacy(data), _legacy(base or {}), TrainConfig)
-    data = merge_overrides(data, _legacy(parse_overrides(overrides or [])), TrainConfig)
+    data = merge(data, _legacy(parse_overrides(overrides or [])), TrainConfig, dotted=True)
     try:
         return from_dict(TrainConfig, data)
     except ConfigError:

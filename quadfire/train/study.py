@@ -334,7 +334,7 @@ def write_outputs(study: StudyResult) -> dict[str, Path]:
              "accuracy": save(accuracy_figure(curves, study.setting), folder / "accuracy.png"),
              "rates": save(layer_rate_figure(rates, study.setting), folder / "firing_rates.png")}
     neurons = "".join(f"- `{r['variant']}`: {r['neuron']} {r['neuron_kwargs']}\n"
-                      for r in summary_rows(study))
+                      for r in data["summary"])
     left_out = (f"\nNot finished, left out: {', '.join(study.missing)}.\n" if study.missing
                 else "")
     md = (f"# Study: {study.setting}\n\nSeeds {study.seeds}; {stamp}. Mean +- std over seeds; "

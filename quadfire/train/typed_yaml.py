@@ -135,12 +135,18 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def merge(base: dict, override: dict, cls=None) -> dict:
+def merge(base: dict, override: dict, cls=None, dotted: bool = False) -> dict:
     """Merge `override` into `base` (`override` wins).
 
     With a dataclass `cls`, only its dataclass-typed sections merge key by key; every other
     value, dict-valued fields such as ``neuron_kwargs`` included, is replaced whole, so a
     recipe that extends another never inherits stale keyword arguments.
+
+    With `dotted` (parsed ``--set`` overrides), a dotted key into a dict-valued field
+    (``neuron_kwargs.a=0.1``) changes that one entry and keeps the others: the user named one
+    key, not the whole dict. Such a leaf is read as a YAML scalar (``0.1`` a float, ``band`` a
+    string), the way the recipe file's own entries are, since a free dict carries no types to
+    coerce to. A whole value (``neuron_kwargs={a: 0.1}``) still replaces the dict.
     """
     hints = _hints(cls) if cls is not None else {}
     out = dict(base)
@@ -148,30 +154,11 @@ def merge(base: dict, override: dict, cls=None) -> dict:
         section = hints.get(k) if cls is not None else None
         if isinstance(v, dict) and isinstance(out.get(k), dict) and (
                 cls is None or dataclasses.is_dataclass(section)):
-            out[k] = merge(out[k], v, section)
-        else:
-            out[k] = v
-    return out
-
-
-def merge_overrides(base: dict, override: dict, cls) -> dict:
-    """Merge parsed ``--set`` overrides into `base` for dataclass `cls`.
-
-    Like `merge`, except that a dotted key into a dict-valued field (``neuron_kwargs.a=0.1``)
-    changes that one entry and keeps the others: the user named one key, not the whole dict.
-    Such a leaf is read as a YAML scalar (``0.1`` a float, ``band`` a string), the way the
-    recipe file's own entries are, since a free dict carries no types to coerce to. A whole
-    value (``neuron_kwargs={a: 0.1}``) still replaces the dict."""
-    hints = _hints(cls)
-    out = dict(base)
-    for k, v in override.items():
-        tp = hints.get(k)
-        if dataclasses.is_dataclass(tp) and isinstance(v, dict):
-            out[k] = merge_overrides(out.get(k) if isinstance(out.get(k), dict) else {}, v, tp)
-        elif isinstance(v, dict) and tp is not None and (typing.get_origin(tp) or tp) is dict:
+            out[k] = merge(out[k], v, section, dotted)
+        elif dotted and isinstance(v, dict) and section is not None and \
+                (typing.get_origin(section) or section) is dict:
             old = out.get(k)
-            if isinstance(old, str):
-                old = coerce(old, tp, k)
+            old = coerce(old, section, k) if isinstance(old, str) else old
             if old is not None and not isinstance(old, dict):
                 raise ConfigError(f"--set {k}.<key>: {k} is not a mapping, got {old!r}")
             out[k] = _merge_entries(dict(old or {}), v, k)
