@@ -1,7 +1,8 @@
 """Shared hypothesis strategies and comparisons for the fused-kernel tests (test_ops_*.py).
 
-A case is a real neuron module (QIF / LIF / PLIF / IF with random valid parameters, reset
-mode, floor, surrogate and learnable parameters perturbed away from their init) and an input
+A case is a real neuron module (QIF in each discretization / LIF / PLIF / IF with random valid
+parameters, reset mode, floor, surrogate and learnable parameters perturbed away from their
+init) and an input
 of random shape, layout and scale. `run` pushes it through one backend and returns outputs and
 every gradient; `assert_same` checks spikes, state and trace bit for bit and gradients within
 1e-5 relative (measured against each tensor's largest magnitude); `assert_matches_reference`
@@ -25,8 +26,12 @@ SURROGATES = ("band", "band-below", "noise", "rect", "triangle", "sigmoid", "ata
 SHAPES = ("rect", "triangle", "sigmoid", "atan")
 
 
+DISCRETIZATIONS = ("euler", "exact", "hybrid")
+
+
 @st.composite
-def qif_neurons(draw, channels: int | None):
+def qif_neurons(draw, channels: int | None, discretizations=DISCRETIZATIONS):
+    discretization = draw(st.sampled_from(discretizations))
     u1 = draw(st.floats(-0.5, 0.3))
     d = draw(st.floats(0.1, 0.9))
     u2 = u1 + d
@@ -41,7 +46,8 @@ def qif_neurons(draw, channels: int | None):
     width = draw(st.floats(0.3, 2.0))
     return QIF(a=a, u1=u1, u2=u2, v_th=v_th, reset=reset, v_reset=v_reset, v_min=v_min,
                surrogate=surrogate, surrogate_width=width, sigma=draw(st.floats(0.3, 1.5)),
-               learnable=learnable, channels=channels if learnable == "channel" else None)
+               learnable=learnable, channels=channels if learnable == "channel" else None,
+               discretization=discretization)
 
 
 @st.composite
@@ -68,7 +74,7 @@ def cases(draw, max_t: int = 64, max_elems: int = 4000):
     while steps * math.prod(shape) > max_elems and max(shape) > 1:
         shape[shape.index(max(shape))] //= 2
     channels = shape[1] if ndim >= 2 else None
-    neuron = draw(st.one_of(qif_neurons(channels), lif_neurons(channels)))
+    neuron = draw(st.one_of(qif_neurons(channels), qif_neurons(channels), lif_neurons(channels)))
     seed = draw(st.integers(0, 2**31 - 1))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # move learnable parameters away from their (uniform) init

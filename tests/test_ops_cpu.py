@@ -38,7 +38,9 @@ def test_fused_cpu_float64(case):
     assert_same(ref, fused, repr(neuron))
 
 
-@pytest.mark.parametrize("neuron", [QIF(), QIF(learnable="channel", channels=7), LIF(reset="soft")],
+@pytest.mark.parametrize("neuron", [QIF(), QIF(learnable="channel", channels=7), LIF(reset="soft"),
+                                    QIF(discretization="exact", learnable="channel", channels=7),
+                                    QIF(discretization="hybrid", reset="soft")],
                          ids=repr)
 def test_several_chunks_and_a_partial_one_match_the_reference(neuron):
     """A step of 8645 elements: two whole chunks of the kernels' 4096 and a partial third, split
@@ -54,7 +56,8 @@ def test_several_chunks_and_a_partial_one_match_the_reference(neuron):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("neuron", [QIF(), QIF(reset="soft"), QIF(learnable="channel", channels=3),
-                                    LIF()], ids=repr)
+                                    LIF(), QIF(discretization="exact"),
+                                    QIF(discretization="hybrid")], ids=repr)
 def test_half_inputs_spike_like_float32_on_rounded_input(dtype, neuron):
     torch.manual_seed(0)
     x = (torch.randn(9, 4, 3, 5) + 0.5).to(dtype).requires_grad_()

@@ -51,8 +51,9 @@ def test_triton_matches_reference(case):
 
 @interpreted
 @pytest.mark.parametrize("steps", [1, 64])
-def test_triton_long_and_short_sequences(steps):
-    neuron = QIF(learnable="channel", channels=2, surrogate="noise")
+@pytest.mark.parametrize("discretization", ["euler", "exact", "hybrid"])
+def test_triton_long_and_short_sequences(steps, discretization):
+    neuron = QIF(learnable="channel", channels=2, surrogate="noise", discretization=discretization)
     x = torch.randn(steps, 3, 2, 5, generator=torch.Generator().manual_seed(steps)) + 0.4
     assert_same(run(neuron, x, None, True, steps, "reference"),
                 run(neuron, x, None, True, steps, "triton"), f"T={steps}")
@@ -61,7 +62,9 @@ def test_triton_long_and_short_sequences(steps):
 @interpreted
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("neuron", [QIF(), QIF(reset="soft", surrogate="atan"),
-                                    PLIF(learnable="channel", channels=3), LIF()], ids=repr)
+                                    PLIF(learnable="channel", channels=3), LIF(),
+                                    QIF(discretization="exact"), QIF(discretization="hybrid")],
+                         ids=repr)
 def test_triton_half_inputs(dtype, neuron):
     x = ((torch.randn(7, 4, 3, 2, generator=torch.Generator().manual_seed(3)) + 0.5)
          .to(dtype).requires_grad_())

@@ -1,8 +1,10 @@
-"""Dynamics of the discretized QIF map (derivations in docs/neuron.md).
+"""Dynamics of the discretized QIF maps (derivations in docs/neuron.md).
 
-With constant input I the sub-threshold update is U <- g(U) = f(U) + I, where
-f(u) = u + a (u - u1)(u - u2) and d = u2 - u1. Everything here is closed form in float64;
-tests check each result against plain iteration of the map.
+With constant input I the sub-threshold update is U <- g(U) = f(U) + I, where for the Euler map
+f(u) = u + a (u - u1)(u - u2) and d = u2 - u1. The first half is the Euler map in closed form,
+float64; the `model_*` functions at the end handle any model (`NeuronParams`: the exact and
+hybrid QIF maps, a user's model) numerically through its own charge and step. Tests check each
+result against plain iteration of the map and the closed forms.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..functional import QIFParams, qif_charge, qif_default_floor, qif_slope, qif_vertex
 from ..errors import ParameterError
@@ -136,3 +139,75 @@ def firing_rate(I, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: floa
     does not fire within `steps_to_threshold`'s cap (a rate below 1e-5)."""
     steps = steps_to_threshold(I, a, u1, u2, v_th, u0=u1 if v_reset is None else v_reset)
     return np.where(np.isfinite(steps), 1.0 / steps, 0.0)
+
+
+# -- any neuron model, numerically (the exact and hybrid QIF maps, a user's model) ------------
+
+def model_map(p, u, I: float = 0.0) -> np.ndarray:
+    """H = charge(I, U) of the model `p` (a `NeuronParams`) in float64, elementwise on floats
+    or numpy arrays: its null-input map shifted by a constant input."""
+    u = torch.as_tensor(np.asarray(u, dtype=np.float64))
+    return p.charge(torch.full_like(u, float(I)), u).numpy()
+
+
+def model_fixed_points(p, I: float = 0.0, lo: float | None = None, hi: float | None = None,
+                       points: int = 20001) -> list[FixedPoint]:
+    """Fixed points u* = charge(I, u*) of model `p` in [lo, hi] (default: 4 d around rest, d
+    the distance from rest to the critical point or v_th), found as sign changes of
+    charge(I, u) - u on a grid and refined by bisection to 1e-12; slope from `p.slope`.
+    Tested against the closed forms of the Euler and exact QIF maps."""
+    rest = float(p.rest())
+    crit = p.critical()
+    d = (float(crit) if crit is not None else float(p.v_th)) - rest
+    lo = rest - 4 * d if lo is None else lo
+    hi = rest + 4 * d if hi is None else hi
+    grid = np.linspace(lo, hi, points)
+    with np.errstate(invalid="ignore"):
+        r = model_map(p, grid, I) - grid
+    out = []
+    for i in np.flatnonzero(np.isfinite(r[:-1]) & np.isfinite(r[1:]) &
+                            ((r[:-1] == 0) | (np.sign(r[:-1]) != np.sign(r[1:])))):
+        a, b = grid[i], grid[i + 1]
+        if r[i] == 0:
+            a = b = grid[i]
+        for _ in range(100):
+            if b - a <= 1e-12:
+                break
+            m = (a + b) / 2
+            if np.sign(model_map(p, m, I) - m) == np.sign(r[i]):
+                a = m
+            else:
+                b = m
+        u = (a + b) / 2
+        if not out or abs(out[-1].u - u) > 1e-9:
+            out.append(FixedPoint(float(u), float(p.slope(torch.tensor(u, dtype=torch.float64)))))
+    return out
+
+
+def model_steps_to_threshold(p, I, u0: float | None = None, max_steps: int = 100_000) -> np.ndarray:
+    """`steps_to_threshold` for any model by iteration of its own step (threshold, reset and
+    floor included): the step count of the first spike under constant input I from u0 (rest),
+    inf where the orbit settled (moved by less than 1e-12) without firing, NaN where neither
+    happened within `max_steps`."""
+    I = torch.as_tensor(np.asarray(I, dtype=np.float64))
+    u = torch.full(I.shape, float(p.rest()) if u0 is None else float(u0), dtype=torch.float64)
+    out = torch.full(I.shape, float("nan"), dtype=torch.float64)
+    live = torch.ones(I.shape, dtype=torch.bool)
+    with torch.no_grad():
+        for t in range(1, max_steps + 1):
+            s, nxt = neuron_step_of(p, I, u)
+            fired = live & (s > 0)
+            out[fired] = t
+            live &= ~fired
+            settled = live & ((nxt - u).abs() < 1e-12)
+            out[settled] = float("inf")
+            live &= ~settled
+            if not live.any():
+                break
+            u = torch.where(live, nxt, u)
+    return out.numpy()
+
+
+def neuron_step_of(p, x: torch.Tensor, u: torch.Tensor):
+    s, u, _ = p.step(x, u)
+    return s, u

@@ -6,10 +6,14 @@
   synapse it drives (input spikes x fan-out), E_AC = 0.9 pJ each. Counted from the real input:
   a zero input costs nothing, and at the border a spike drives only the outputs whose
   receptive field contains it (padding is not a synapse).
-- Neuron updates: the charge step's multiplies (E_MULT = E_MAC - E_AC = 3.7 pJ) and adds
-  (E_ADD = E_AC = 0.9 pJ). LIF (U (1 - k) + X) costs 1 multiply + 1 add, QIF with u1 = 0
-  (U (a U + b) + X) one more of each, IF (U + X) one add. Threshold compare and reset are
-  the same for every neuron and are not counted; bias adds (one per output) neither.
+- Neuron updates: the charge step's operations as the model declares them
+  (`NeuronParams.ops`): multiplies (E_MULT = E_MAC - E_AC = 3.7 pJ), adds (E_ADD = E_AC =
+  0.9 pJ) and divisions (E_DIV, priced as a multiply: the 45 nm table has no division, and a
+  hardware divider costs at least a multiplier, so exact-flow QIF's figure is a lower bound).
+  LIF (U (1 - k) + X) costs 1 multiply + 1 add, Euler and hybrid QIF with u1 = 0
+  (U (a U + b) + X) one more of each, exact-flow QIF (x / (E + c x) + X) 1 multiply,
+  1 division and 2 adds, IF (U + X) one add. Threshold compare and reset are the same for
+  every neuron and are not counted; bias adds (one per output) neither.
 """
 from __future__ import annotations
 
@@ -17,32 +21,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..neurons import IF, QIF
 from ..neurons.base import MultiStepNeuron
-from ..functional import QIFParams
 from ..errors import InputError, InputTypeError
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 E_MULT_PJ = E_MAC_PJ - E_AC_PJ
 E_ADD_PJ = E_AC_PJ
+E_DIV_PJ = E_MULT_PJ
 
 SYNAPTIC = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def neuron_ops(neuron: MultiStepNeuron) -> tuple[int, int]:
-    """(multiplies, adds) of one charge step of `neuron` (see module doc)."""
-    if isinstance(neuron, QIF) or isinstance(neuron.params(), QIFParams):
-        return 2, 2
-    if isinstance(neuron, IF):
-        return 0, 1
-    return 1, 1
+def neuron_ops(neuron: MultiStepNeuron):
+    """`Ops` (multiplies, adds, divisions) of one charge step of `neuron`, as its model
+    declares them (see module doc)."""
+    return neuron.params().ops()
 
 
 def neuron_update_pj(neuron: MultiStepNeuron) -> float:
-    """Energy of one neuron update in pJ: 9.2 for QIF, 4.6 for LIF/PLIF, 0.9 for IF."""
-    mults, adds = neuron_ops(neuron)
-    return mults * E_MULT_PJ + adds * E_ADD_PJ
+    """Energy of one neuron update in pJ: 9.2 for every QIF discretization (exact flow:
+    a division in place of a multiply), 4.6 for LIF/PLIF, 0.9 for IF."""
+    ops = neuron_ops(neuron)
+    return ops.mults * E_MULT_PJ + ops.adds * E_ADD_PJ + ops.divs * E_DIV_PJ
 
 
 def synaptic_ops(layer: nn.Module, x: torch.Tensor) -> int:

@@ -24,25 +24,30 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 
 def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-           starts=None, steps: int = 25) -> Figure:
-    """The null-input map H = f(U) with the identity line and cobweb orbits from `starts`
-    (default: just below and just above u2, and halfway between rest and the floor).
+           starts=None, steps: int = 25, discretization: str = "euler") -> Figure:
+    """The null-input map H = f(U) of a QIF discretization with the identity line and cobweb
+    orbits from `starts` (default: just below and just above u2, and halfway between rest and
+    the floor, or 4 d below rest where there is no floor).
 
     A spike (H >= v_th) is drawn as a jump back to the reset value; the v_min floor and the
     fixed points (filled: stable) are marked."""
-    neuron = QIF(a, u1, u2, v_th)
-    v_min = float(neuron.params(1).v_min)
+    neuron = QIF(a, u1, u2, v_th, discretization=discretization)
+    p = neuron.params(1)
+    v_min = None if p.floor() is None else float(p.floor())
+    d = u2 - u1
+    low = v_min if v_min is not None else u1 - 4 * d
     if starts is None:
-        d = u2 - u1
-        starts = (u2 - 0.1 * d, u2 + 0.1 * d, (u1 + v_min) / 2)
-    lo = min(dynamics.throw_point(a, u1), v_min) - 0.25
+        starts = (u2 - 0.1 * d, u2 + 0.1 * d, (u1 + low) / 2)
+    lo = (min(dynamics.throw_point(a, u1), low) if discretization == "euler" else low) - 0.25
     grid = np.linspace(lo, v_th + 0.25, 400)
     fig = Figure(figsize=(6, 5))
     ax = fig.add_subplot()
-    ax.plot(grid, dynamics.qif_map(grid, a, u1, u2), label="f(U)", color="C0")
+    with np.errstate(invalid="ignore"):
+        ax.plot(grid, dynamics.model_map(p, grid), label="f(U)", color="C0")
     ax.plot(grid, grid, color="0.5", lw=0.8, label="identity")
     ax.axhline(v_th, color="C3", ls="--", lw=0.8, label="v_th")
-    ax.axvline(v_min, color="C2", ls=":", lw=0.8, label="v_min floor")
+    if v_min is not None:
+        ax.axvline(v_min, color="C2", ls=":", lw=0.8, label="v_min floor")
     for i, u0 in enumerate(starts):
         orbit = null_orbit(neuron, u0, steps)
         xs, ys = [orbit.u[0]], [orbit.u[0]]
@@ -51,23 +56,28 @@ def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
             xs += [u, nxt]
             ys += [h, nxt]
         ax.plot(xs, ys, lw=0.9, color=f"C{4 + i}", label=f"orbit from {u0:g}")
-    for fp in dynamics.fixed_points(a, u1, u2):
+    for fp in dynamics.model_fixed_points(p):
         ax.plot(fp.u, fp.u, "o", color="k" if fp.stable else "w", mec="k", zorder=5)
     ax.set(xlabel="U[t-1]", ylabel="H[t]",
-           title=f"QIF null-input map a={a:g}, u1={u1:g}, u2={u2:g}")
+           title=f"QIF ({discretization}) null-input map a={a:g}, u1={u1:g}, u2={u2:g}")
     ax.legend(fontsize=7, loc="upper left")
     return fig
 
 
 def fi_figure(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-              currents=None, steps: int = 1000) -> Figure:
-    """Firing rate against constant input for QIF and for the tau = 2 LIF baseline."""
+              currents=None, steps: int = 1000,
+              discretizations=("euler", "exact", "hybrid")) -> Figure:
+    """Firing rate against constant input for each QIF discretization and for the tau = 2
+    LIF baseline."""
     I = np.linspace(0.0, 1.2 * v_th, 241) if currents is None else np.asarray(currents)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    ax.plot(I, fi_curve(QIF(a, u1, u2, v_th), I, steps), label="QIF")
-    ax.plot(I, fi_curve(default_lif(v_th), I, steps), label="LIF (tau=2)")
-    ax.axvline(dynamics.rheobase(a, u1, u2), color="C0", ls=":", lw=0.8, label="QIF rheobase")
+    for i, disc in enumerate(discretizations):
+        ax.plot(I, fi_curve(QIF(a, u1, u2, v_th, discretization=disc), I, steps),
+                label=f"QIF ({disc})", color=f"C{i}", ls=("-", "--", ":")[i % 3])
+    ax.plot(I, fi_curve(default_lif(v_th), I, steps), label="LIF (tau=2)", color="C4")
+    ax.axvline(dynamics.rheobase(a, u1, u2), color="0.4", ls=":", lw=0.8,
+               label="QIF rheobase (Euler)")
     ax.set(xlabel="constant input I", ylabel="spikes per step", title="f-I curve")
     ax.legend(fontsize=8)
     return fig

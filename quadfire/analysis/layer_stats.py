@@ -8,14 +8,15 @@ how well each QIF window rule matches the gradient under the layer's own statist
 - input X (the tdBN output feeding the neuron): mean, std, and the drive share rho = the std
   of the per-neuron, per-step mean over samples divided by the total std (the `mismatch`
   setup's X = m + s eps, m the drive, eps the sample-to-sample variation);
-- H - v_th: the share inside the window's support, below u2 (QIF) and at the floor v_min;
-- regimes (per neuron, from its mean input I over samples and steps, against the neuron's
-  closed forms in docs/neuron.md): QIF "inhibited" (I < 0), "excitable" (0 <= I <= the
-  rheobase a d^2/4: rest is stable, the neuron fires only when pushed past u2) and "tonic"
-  (I above the rheobase: it fires whatever its start); LIF-family "sub-threshold" (its
-  equilibrium v_rest + I/k stays below v_th) and "tonic".
+- H - v_th: the share inside the window's support, below the critical point (QIF's u2) and
+  at the floor v_min, for models that have them;
+- regimes (per neuron, from its mean input I over samples and steps, as the model names them,
+  `NeuronParams.regimes`; closed forms in docs/neuron.md): QIF "inhibited" (I < 0),
+  "excitable" (0 <= I <= the rheobase: rest is stable, the neuron fires only when pushed past
+  u2) and "tonic" (I above the rheobase: it fires whatever its start); LIF-family
+  "sub-threshold" (its equilibrium v_rest + I/k stays below v_th) and "tonic".
 
-`rule_mismatch(stats)` then measures, for every QIF layer with scalar parameters, the
+`rule_mismatch(stats)` then measures, for every Euler QIF layer with scalar parameters, the
 gradient mismatch (`quadfire.analysis.mismatch`) of each window rule at that layer's
 measured (mu, sigma, rho) instead of the tdBN ideal (0, v_th, 0.5).
 """
@@ -27,7 +28,7 @@ from itertools import islice
 import torch
 from torch import nn
 
-from ..functional import LIFParams, QIFParams, qif_window
+from ..functional import qif_window
 from .mismatch import MismatchSetup, measure_mismatch
 from .monitor import inside_window, observed_neurons
 
@@ -59,10 +60,10 @@ class _Layer:
         h = out.trace.detach()
         self.counts["inside"] += inside_window(h, p).double().sum().item()
         self.counts["spikes"] += out.spikes.double().sum().item()
-        if isinstance(p, QIFParams):
-            self.counts["below_u2"] += (h < p.u2).double().sum().item()
-            if p.v_min is not None:
-                self.counts["floor"] += (h <= p.v_min).double().sum().item()
+        if p.critical() is not None:
+            self.counts["below_u2"] += (h < p.critical()).double().sum().item()
+        if p.floor() is not None:
+            self.counts["floor"] += (h <= p.floor()).double().sum().item()
 
     def report(self) -> dict:
         mean = self.sum / self.n
@@ -73,8 +74,8 @@ class _Layer:
         out = {"type": self.kind, "x_mean": mean, "x_std": math.sqrt(var), "rho": rho,
                "firing_rate": self.counts["spikes"] / self.n,
                "window_fraction": self.counts["inside"] / self.n,
-               "regimes": _regimes(self.params, I)}
-        if isinstance(self.params, QIFParams):
+               "regimes": {k: m.double().mean().item() for k, m in self.params.regimes(I).items()}}
+        if self.params.critical() is not None:
             out["below_u2_fraction"] = self.counts["below_u2"] / self.n
             out["floor_fraction"] = self.counts["floor"] / self.n
         return out
@@ -84,31 +85,6 @@ def _scalar(v) -> float | None:
     if isinstance(v, torch.Tensor):
         return float(v) if v.numel() == 1 else None
     return float(v)
-
-
-def _regimes(p, I: torch.Tensor) -> dict[str, float]:
-    """Share of neurons in each regime for their mean input I (module docstring)."""
-    if isinstance(p, QIFParams):
-        a, u1, u2 = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (p.a, p.u1, p.u2))
-        a, u1, u2 = (_per_neuron(v, I) for v in (a, u1, u2))
-        rheobase = a * (u2 - u1) ** 2 / 4
-        return {"inhibited": (I < 0).double().mean().item(),
-                "excitable": ((I >= 0) & (I <= rheobase)).double().mean().item(),
-                "tonic": (I > rheobase).double().mean().item()}
-    assert isinstance(p, LIFParams)
-    k, rest, vth = (_per_neuron(torch.as_tensor(v, dtype=torch.float64).flatten(), I)
-                    for v in (p.k, p.v_rest, p.v_th))
-    # IF (k = 0) integrates any positive mean input up to threshold.
-    tonic = torch.where(k > 0, rest + I / k.clamp_min(1e-12) >= vth, I > 0)
-    return {"sub-threshold": (~tonic).double().mean().item(), "tonic": tonic.double().mean().item()}
-
-
-def _per_neuron(v: torch.Tensor, I: torch.Tensor) -> torch.Tensor:
-    """A scalar or per-channel parameter broadcast over the flattened neurons of one sample
-    (channels first: [C, H*W] layout)."""
-    if v.numel() == 1:
-        return v.expand_as(I)
-    return v.repeat_interleave(I.numel() // v.numel())
 
 
 @torch.no_grad()
@@ -136,9 +112,7 @@ def layer_statistics(model: nn.Module, loader, max_batches: int | None = 4,
 
 
 def _param_summary(p) -> dict:
-    if isinstance(p, QIFParams):
-        return {k: _scalar(getattr(p, k)) for k in ("a", "u1", "u2", "v_th")}
-    return {k: _scalar(getattr(p, k)) for k in ("k", "v_rest", "v_th")}
+    return {"model": p.model, **{k: _scalar(v) for k, v in p.summary().items()}}
 
 
 def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: int = 32,
@@ -150,7 +124,8 @@ def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: in
     out = {}
     for name, s in stats.items():
         p = s["params"]
-        if s["type"] != "QIF" or any(p.get(k) is None for k in ("a", "u1", "u2", "v_th")):
+        # the mismatch experiment simulates the Euler map (`quadfire.analysis.mismatch`)
+        if p.get("model") != "qif" or any(p.get(k) is None for k in ("a", "u1", "u2", "v_th")):
             continue
         sigma = max(s["x_std"], 1e-6)
         setup = MismatchSetup(p["a"], p["u1"], p["u2"], p["v_th"], sigma=sigma,

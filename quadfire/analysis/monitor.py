@@ -37,6 +37,7 @@ def inside_window(h: torch.Tensor, p) -> torch.Tensor:
 class _NeuronStats:
     def __init__(self, module: MultiStepNeuron):
         self.kind = type(module).__name__
+        self.model = module.params().model
         self.update_pj = energy.neuron_update_pj(module)
         self.window = None
         self.spikes = 0.0
@@ -69,6 +70,7 @@ class _NeuronStats:
         lo, hi = HIST_SPAN
         return {
             "type": self.kind,
+            "model": self.model,
             "neurons": self.neurons,
             "firing_rate": self.spikes / max(self.count, 1),
             "rate_per_step": (self.per_step / max(samples * self.neurons, 1)).tolist(),
@@ -201,7 +203,14 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
         model.train(was_training)
     if batches == 0:
         raise DataError("measure got an empty loader: no batches to run")
+    unknown = unaccounted(model)
+    if not neurons:
+        raise InputError("measure found no spiking layer in this model (a spiking layer is a "
+                         "quadfire.neurons.MultiStepNeuron; docs/neuron.md, 'Your own neuron')"
+                         + (f"; modules it cannot account for: {', '.join(unknown)}"
+                            if unknown else ""))
     result = summarize(neurons, synapses, samples, batches, T)
+    result["unaccounted"] = unknown
     if labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
         result["accuracy"], result["loss"] = 100 * correct / labelled, loss / labelled
     return result
@@ -225,6 +234,19 @@ def summarize(neurons: dict, synapses: dict, samples: int, batches: int, T: int)
     }
 
 
+def unaccounted(model: nn.Module) -> list[str]:
+    """Leaf modules whose work `measure` cannot count: modules defined outside torch and
+    quadfire that are neither a `MultiStepNeuron` nor a synapse (a neuron written as a plain
+    nn.Module, say), as "name (Class)"."""
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, (MultiStepNeuron, *energy.SYNAPTIC)) or any(m.children()):
+            continue
+        if not type(m).__module__.startswith(("torch.", "quadfire.")):
+            out.append(f"{name} ({type(m).__name__})")
+    return out
+
+
 def format_measure(result: dict) -> str:
     """A plain-text table of `measure`'s result for the terminal."""
     lines = [f"{'layer':<22}{'type':<6}{'rate':>8}{'in window':>11}"]
@@ -236,4 +258,7 @@ def format_measure(result: dict) -> str:
                  f"{ops['neuron_updates']:.4g} neuron updates")
     lines.append(f"energy per sample: {e['total'] / 1e6:.4g} uJ (MAC {e['mac'] / 1e6:.4g}, "
                  f"SOP {e['sop'] / 1e6:.4g}, neuron {e['neuron'] / 1e6:.4g})")
+    if result.get("unaccounted"):
+        lines.append(f"not counted (not a MultiStepNeuron or synapse): "
+                     f"{', '.join(result['unaccounted'])}")
     return "\n".join(lines)

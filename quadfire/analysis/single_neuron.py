@@ -1,5 +1,6 @@
 """Single-neuron experiments behind `quadfire analyze neuron`: null-input orbits (cobweb),
-f-I curves of QIF against LIF, and the bifurcation diagram over a*(u2 - u1).
+f-I curves of QIF (any discretization) against LIF, and the bifurcation diagram over
+a*(u2 - u1).
 
 Closed forms (fixed points, rheobase, vertex) live in `quadfire.analysis.dynamics`; this file
 only simulates. Orbits and f-I curves run the real neuron modules, so what is plotted is what
@@ -84,27 +85,40 @@ def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000
 
 
 def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-            max_steps: int = 100_000) -> dict:
-    """The numbers `analyze neuron` prints: fixed points and their stability, rheobase,
-    vertex, the default v_min floor, the throw point and steps to threshold from rest (a
-    count, "never", or "more than N" when the simulation cap was reached first)."""
-    neuron = QIF(a, u1, u2, v_th)  # validates the parameters with the library's own checks
+            max_steps: int = 100_000, discretization: str = "euler") -> dict:
+    """The numbers `analyze neuron` prints: fixed points and their stability, rheobase, the
+    floor, the Euler map's vertex and throw point (the exact flow's blow-up point instead) and
+    steps to threshold from rest (a count, "never", or "more than N" when the simulation cap
+    was reached first). The Euler map's come from its closed forms (`dynamics`), the other
+    discretizations' from their own charge and step, numerically."""
+    neuron = QIF(a, u1, u2, v_th, discretization=discretization)  # validates the parameters
     p = neuron.params(1)
-    fps = dynamics.fixed_points(a, u1, u2)
-    rheo = dynamics.rheobase(a, u1, u2)
+    rheo = float(p.rheobase())
     probe = np.array([0.5, 1.1, 2.0, 4.0]) * rheo
-    return {
-        "params": {"a": a, "u1": u1, "u2": u2, "v_th": v_th, "a*d": a * (u2 - u1)},
+    if discretization == "euler":
+        fps = dynamics.fixed_points(a, u1, u2)
+        steps = dynamics.steps_to_threshold(probe, a, u1, u2, v_th, max_steps=max_steps)
+        rest = dynamics.rest_stability(a, u1, u2)
+    else:
+        fps = dynamics.model_fixed_points(p)
+        steps = dynamics.model_steps_to_threshold(p, probe, max_steps=max_steps)
+        s = float(p.slope(torch.tensor(float(u1), dtype=torch.float64)))
+        rest = "monotone" if s >= 0 else ("oscillatory" if s > -1 else "unstable")
+    out = {
+        "params": {"a": a, "u1": u1, "u2": u2, "v_th": v_th, "a*d": a * (u2 - u1),
+                   "discretization": discretization},
         "fixed_points": [{"u": fp.u, "slope": fp.slope, "stable": fp.stable} for fp in fps],
-        "rest": dynamics.rest_stability(a, u1, u2),
+        "rest": rest,
         "rheobase": rheo,
-        "vertex": dynamics.vertex(a, u1, u2),
-        "v_min": float(p.v_min),
-        "throw_point": dynamics.throw_point(a, u1),
-        "steps_to_threshold": {
-            f"{i:.6g}": dynamics.format_steps(n, max_steps) for i, n in
-            zip(probe, dynamics.steps_to_threshold(probe, a, u1, u2, v_th, max_steps=max_steps))},
+        "v_min": None if p.floor() is None else float(p.floor()),
     }
+    if discretization == "euler":
+        out.update(vertex=dynamics.vertex(a, u1, u2), throw_point=dynamics.throw_point(a, u1))
+    if discretization == "exact":
+        out["blowup"] = float(p.blowup())
+    out["steps_to_threshold"] = {f"{i:.6g}": dynamics.format_steps(n, max_steps)
+                                 for i, n in zip(probe, steps)}
+    return out
 
 
 def default_lif(v_th: float = 1.0) -> LIF:

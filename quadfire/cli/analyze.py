@@ -17,21 +17,28 @@ def _neuron(args) -> int:
     from ..analysis import figures
     from ..analysis.single_neuron import summary
 
-    s = summary(args.a, args.u1, args.u2, args.v_th)
+    s = summary(args.a, args.u1, args.u2, args.v_th, discretization=args.discretization)
     p = s["params"]
-    print(f"QIF a={p['a']:g} u1={p['u1']:g} u2={p['u2']:g} v_th={p['v_th']:g} (a*d = {p['a*d']:g})")
+    print(f"QIF ({args.discretization}) a={p['a']:g} u1={p['u1']:g} u2={p['u2']:g} "
+          f"v_th={p['v_th']:g} (a*d = {p['a*d']:g})")
     for fp in s["fixed_points"]:
         kind = "stable" if fp["stable"] else "unstable"
         print(f"  fixed point u = {fp['u']:.6g}: slope f' = {fp['slope']:.6g} ({kind})")
     print(f"  rest is {s['rest']}; rheobase I* = {s['rheobase']:.6g}")
-    print(f"  vertex u_v = {s['vertex']:.6g}; v_min floor = {s['v_min']:.6g}; "
-          f"throw point u1 - 1/a = {s['throw_point']:.6g}")
+    floor = "none" if s["v_min"] is None else f"{s['v_min']:.6g}"
+    if "vertex" in s:
+        print(f"  vertex u_v = {s['vertex']:.6g}; v_min floor = {floor}; "
+              f"throw point u1 - 1/a = {s['throw_point']:.6g}")
+    else:
+        print(f"  v_min floor = {floor}" + (f"; the flow blows up within a step from "
+                                            f"u = {s['blowup']:.6g}" if "blowup" in s else ""))
     for current, steps in s["steps_to_threshold"].items():
         text = f"{steps} steps" if isinstance(steps, int) else steps
         print(f"  steps to threshold from rest at I = {current}: {text}")
     out = Path(args.out)
     written = [
-        figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th), out / "cobweb.png"),
+        figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th,
+                                    discretization=args.discretization), out / "cobweb.png"),
         figures.save(figures.fi_figure(args.a, args.u1, args.u2, args.v_th), out / "fi_curve.png"),
         figures.save(figures.bifurcation_figure(args.u1, args.u2), out / "bifurcation.png"),
     ]
@@ -142,6 +149,8 @@ def add_commands(sub) -> None:
     p = asub.add_parser("neuron",
                         help="fixed points, rheobase, v_min; cobweb, f-I, bifurcation PNGs")
     _qif_args(p)
+    p.add_argument("--discretization", choices=("euler", "exact", "hybrid"), default="euler",
+                   help="the QIF map analysed (the f-I figure shows all three)")
     p.add_argument("--out", type=output_dir, default="analysis/neuron", help="folder for the PNGs")
     p.set_defaults(func=_neuron)
     p = asub.add_parser("mismatch",

@@ -10,10 +10,12 @@ discrete LIF, H = U - k (U - v_rest) + X with k = 1/tau_q, is forward Euler of N
 since then dt/tau = k and dt r/tau = 1. IF (k = 0) is ``dv/dt = r I`` with r = 1/dt.
 
 QIF has no NIR primitive. It travels as a `nir.LIF` *carrier* holding QIF's linearisation at
-rest (leak a d: tau = dt/(a d), r = tau/dt, v_leak = u1) with the true parameters in the node's
-metadata under ``quadfire_node = "QIF"``. quadfire (`from_nir`, `nir_node_map`) reads the
-metadata and runs the exact QIF map; any other tool sees only the LIF fields and runs the
-linearised LIF, which is a different neuron (docs/export.md says which tools do what).
+rest (leak 1 - f'(u1): a d for the Euler and hybrid maps, 1 - exp(-a d) for the exact flow;
+tau = dt/leak, r = tau/dt, v_leak = u1) with the true parameters and the discretization
+("euler", "exact", "hybrid") in the node's metadata under ``quadfire_node = "QIF"``. quadfire
+(`from_nir`, `nir_node_map`) reads the metadata and runs the same QIF map; any other tool sees
+only the LIF fields and runs the linearised LIF, which is a different neuron (docs/export.md
+says which tools do what). A model with no mapping here is refused with its name.
 """
 from __future__ import annotations
 
@@ -24,13 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..functional import LIFParams, QIFParams, Window, lif_step, qif_step
+from ..functional import DISCRETIZATIONS, LIFParams, Window, neuron_step
 from ..neurons import IF, LIF, QIF
 from ..neurons.base import MultiStepNeuron
 from ..errors import InputError, InputTypeError, ParameterError
 
 EXTENSION_KEY = "quadfire_node"
-EXTENSION_VERSION = 1
+EXTENSION_VERSION = 2  # 2: the discretization is named (absent in 1: euler)
+DISCRETIZATION_OF = {cls.model: name for name, cls in DISCRETIZATIONS.items()}
 
 
 def _array(v, shape: tuple[int, ...]) -> np.ndarray:
@@ -65,27 +68,46 @@ def neuron_to_nir(neuron: MultiStepNeuron, shape: tuple[int, ...], dt: float = 1
                          f"cannot express: NIR neurons reset to v_reset. Export a hard-reset "
                          f"network (reset='hard').")
     arr = lambda v: _array(v, shape)  # noqa: E731
-    v_th, v_reset = arr(p.v_th), arr(p.v_reset)
+    if p.model not in EXPORTERS:
+        raise InputError(f"{type(neuron).__name__} ({type(p).__name__}, model {p.model!r}) has "
+                         f"no NIR mapping; NIR export covers {', '.join(sorted(EXPORTERS))}")
+    return EXPORTERS[p.model](neuron, p, arr, float(dt))
+
+
+def _qif_node(neuron, p, arr, dt: float) -> nir.NIRNode:
+    a, u1, u2 = arr(p.a), arr(p.u1), arr(p.u2)
+    ad = a * (u2 - u1)
+    # 1 - f'(u1): the leak of the LIF that matches the map at rest
+    leak = -np.expm1(-ad) if p.model == "qif-exact" else ad
+    tau = dt / leak
     meta = _window_meta(p.window)
-    if isinstance(p, QIFParams):
-        a, u1, u2 = arr(p.a), arr(p.u1), arr(p.u2)
-        tau = dt / (a * (u2 - u1))
-        meta.update({EXTENSION_KEY: "QIF", "quadfire_version": EXTENSION_VERSION,
-                     "a": a, "u1": u1, "u2": u2, "dt": float(dt)})
-        if p.v_min is not None:
-            meta["v_min"] = arr(p.v_min)
-        return nir.LIF(tau=tau, r=tau / dt, v_leak=u1, v_threshold=v_th, v_reset=v_reset,
-                       metadata=meta)
+    meta.update({EXTENSION_KEY: "QIF", "quadfire_version": EXTENSION_VERSION,
+                 "discretization": DISCRETIZATION_OF[p.model], "a": a, "u1": u1, "u2": u2,
+                 "dt": dt})
+    if p.floor() is not None:
+        meta["v_min"] = arr(p.floor())
+    return nir.LIF(tau=tau, r=tau / dt, v_leak=u1, v_threshold=arr(p.v_th),
+                   v_reset=arr(p.v_reset), metadata=meta)
+
+
+def _lif_node(neuron, p, arr, dt: float) -> nir.NIRNode:
+    v_th, v_reset, meta = arr(p.v_th), arr(p.v_reset), _window_meta(p.window)
     k = arr(p.k)
     if np.all(k == 0):
-        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, v_reset=v_reset, metadata=meta)
+        return nir.IF(r=np.full(k.shape, 1.0 / dt), v_threshold=v_th, v_reset=v_reset,
+                      metadata=meta)
     if np.any(k <= 0):
         raise InputError("a LIF layer mixing k = 0 and k > 0 has no single NIR node type")
     tau_q = getattr(neuron, "tau", None) if isinstance(p.k, float) else None
     # tau_q straight from the module keeps k = dt/tau bit-identical to quadfire's 1/tau_q.
-    tau = np.full(shape, tau_q * dt) if tau_q is not None else dt / k
+    tau = np.full(k.shape, tau_q * dt) if tau_q is not None else dt / k
     return nir.LIF(tau=tau, r=tau / dt, v_leak=arr(p.v_rest), v_threshold=v_th,
                    v_reset=v_reset, metadata=meta)
+
+
+# The NIR node of each kernel model (`NeuronParams.model`); others are refused by name.
+EXPORTERS = {"qif": _qif_node, "qif-exact": _qif_node, "qif-hybrid": _qif_node,
+             "lif": _lif_node}
 
 
 def _uniform(a: np.ndarray, what: str) -> float:
@@ -107,6 +129,14 @@ def _window(meta: dict):
                   float(meta["surrogate_offset"]))
 
 
+def _discretization(meta: dict) -> str:
+    d = str(meta.get("discretization", "euler"))  # version 1 files name none: the Euler map
+    if d not in DISCRETIZATIONS:
+        raise InputError(f"QIF node names the discretization {d!r}; this quadfire knows "
+                         f"{sorted(DISCRETIZATIONS)}")
+    return d
+
+
 def is_qif(node: nir.NIRNode) -> bool:
     return isinstance(node, nir.LIF) and str(_meta(node).get(EXTENSION_KEY, "")) == "QIF"
 
@@ -122,7 +152,7 @@ def nir_to_neuron(node: nir.NIRNode, dt: float = 1.0) -> MultiStepNeuron:
         v_min = _uniform(meta["v_min"], "v_min") if "v_min" in meta else None
         return QIF(a, u1, u2, _uniform(node.v_threshold, "v_threshold"), reset="hard",
                    v_reset=_uniform(node.v_reset, "v_reset"), v_min=v_min,
-                   surrogate=window or "band")
+                   surrogate=window or "band", discretization=_discretization(meta))
     kw = {"surrogate": window} if window is not None else {}
     if isinstance(node, nir.IF):
         gain = _uniform(node.r, "r") * dt
@@ -157,6 +187,7 @@ class NIRNeuronStep(nn.Module):
         self.kind = "QIF" if is_qif(node) else type(node).__name__
         fields = {"v_th": node.v_threshold, "v_reset": node.v_reset}
         if self.kind == "QIF":
+            self.discretization = _discretization(meta)
             fields.update(a=meta["a"], u1=meta["u1"], u2=meta["u2"])
             if "v_min" in meta:
                 fields["v_min"] = meta["v_min"]
@@ -179,18 +210,17 @@ class NIRNeuronStep(nn.Module):
     def _p(self, name: str):
         return self.floats[name] if name in self.floats else getattr(self, name)
 
-    def params(self) -> QIFParams | LIFParams:
+    def params(self):
         v_min = self._p("v_min") if ("v_min" in self.floats or hasattr(self, "v_min")) else None
         if self.kind == "QIF":
-            return QIFParams(self._p("a"), self._p("u1"), self._p("u2"), self._p("v_th"),
-                             self._p("v_reset"), v_min, False, self.window)
+            cls = DISCRETIZATIONS[self.discretization]
+            return cls(self._p("a"), self._p("u1"), self._p("u2"), self._p("v_th"),
+                       self._p("v_reset"), v_min, False, self.window)
         return LIFParams(self._p("k"), self._p("v_rest"), self._p("v_th"), self._p("v_reset"),
                          False, self.window)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
         p = self.params()
         if state is None:
-            rest = p.u1 if self.kind == "QIF" else p.v_rest
-            state = torch.zeros_like(x) + rest
-        step = qif_step if self.kind == "QIF" else lif_step
-        return step(x, state, p)
+            state = torch.zeros_like(x) + p.rest()
+        return neuron_step(x, state, p)

@@ -1,4 +1,6 @@
-"""Frozen parameter objects for the neuron step functions, and their validation.
+"""The built-in neuron models (the `NeuronParams` protocol of `quadfire.functional.protocol`):
+QIF in three discretizations (Euler, exact flow, hybrid) and the leaky LIF/PLIF/IF map, each a
+frozen parameter class that carries its own equations, and their validation.
 
 Each field is a Python float or a tensor broadcastable against one time step of the input
 (``[N, C, ...]``); tensors appear when parameters are learnable. Validation of user-supplied
@@ -7,20 +9,57 @@ are valid by construction (see `quadfire.neurons.qif.QIF.values`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Union
-
 import torch
 
 from ..errors import ParameterError
+from .protocol import NeuronParams, Ops, Scalar
 from .surrogate import Window
 
-Scalar = Union[float, torch.Tensor]
+
+def _exp(v: Scalar) -> Scalar:
+    return torch.exp(v) if isinstance(v, torch.Tensor) else math.exp(v)
+
+
+def _tanh(v: Scalar) -> Scalar:
+    return torch.tanh(v) if isinstance(v, torch.Tensor) else math.tanh(v)
+
+
+class _QIFFamily(NeuronParams):
+    """What the three QIF discretizations share: the parameters (a, u1, u2, v_th), rest u1,
+    the critical potential u2, the floor and the regimes by rheobase."""
+
+    kind = "QIF"
+
+    def rest(self) -> Scalar:
+        return self.u1
+
+    def floor(self) -> Scalar | None:
+        return self.v_min
+
+    def critical(self) -> Scalar:
+        return self.u2
+
+    def rheobase(self) -> Scalar:
+        """The largest constant input with a fixed point (saddle-node bifurcation)."""
+        return self.a * (self.u2 - self.u1) ** 2 / 4
+
+    def regimes(self, I: torch.Tensor) -> dict[str, torch.Tensor]:
+        """inhibited (I < 0), excitable (0 <= I <= rheobase: rest is stable, the neuron fires
+        only when pushed past the critical point) and tonic (above: it fires from anywhere)."""
+        rheo = _per_neuron(self.rheobase(), I)
+        return {"inhibited": I < 0, "excitable": (I >= 0) & (I <= rheo), "tonic": I > rheo}
+
+    def summary(self) -> dict[str, Scalar]:
+        return {"a": self.a, "u1": self.u1, "u2": self.u2, "v_th": self.v_th}
 
 
 @dataclass(frozen=True)
-class QIFParams:
-    """Parameters of the discretized QIF map (equations in `quadfire.functional.steps`).
+class QIFParams(_QIFFamily):
+    """The paper's discretized QIF map (forward Euler of du/dt = a (u - u1)(u - u2)):
+
+        H[t] = U[t-1] + a (U[t-1] - u1)(U[t-1] - u2) + X[t],     U[0] = u1
 
     a: curvature (> 0); u1: rest potential; u2: critical potential (unstable fixed point);
     v_th: threshold; v_reset: hard-reset value; v_min: lower bound on the membrane (None: no
@@ -37,13 +76,145 @@ class QIFParams:
     soft: bool = False
     window: Window = Window("rect", 1.0)
 
+    model = "qif"
+
+    def charge(self, x, u):
+        return u + self.a * (u - self.u1) * (u - self.u2) + x
+
+    def slope(self, u):
+        """f'(U) = 1 + a ((U - u1) + (U - u2))."""
+        return 1 + self.a * ((u - self.u1) + (u - self.u2))
+
+    def ops(self) -> Ops:
+        # U (a U + b) + X with u1 = 0: two multiplies, two adds
+        return Ops(mults=2, adds=2)
+
+    def kernel_rows(self) -> dict[str, Scalar]:
+        return {"c0": self.a, "c1": self.u1, "c2": self.u2, "rest": _detached(self.u1)}
+
 
 @dataclass(frozen=True)
-class LIFParams:
-    """Parameters of the leaky map H = U - k (U - v_rest) + X (see `quadfire.functional.steps`).
+class QIFExactParams(_QIFFamily):
+    """QIF with the exact null-input flow over one step, then the input kick (docs/neuron.md,
+    "Exact-flow QIF"). With d = u2 - u1, x = U[t-1] - u1, E = exp(a d), c = (1 - E)/d:
+
+        H[t] = u1 + x / (E + c x) + X[t]      where E + c x > 0
+        H[t] = +inf                            where E + c x <= 0 (the flow blows up within
+                                               the step: the neuron fires)
+
+    Increasing everywhere (slope E / (E + c x)^2), bounded below by u1 - d/(E - 1) as
+    x -> -inf: no floor is needed, and strong inhibition is compressed, never reversed.
+    Reduces to the Euler map as a -> 0. Fields as `QIFParams`; v_min is None by default.
+    """
+
+    a: Scalar = 0.25
+    u1: Scalar = 0.0
+    u2: Scalar = 0.5
+    v_th: Scalar = 1.0
+    v_reset: Scalar = 0.0
+    v_min: Scalar | None = None
+    soft: bool = False
+    window: Window = Window("rect", 1.0)
+
+    model = "qif-exact"
+
+    @property
+    def E(self) -> Scalar:
+        """exp(a d): the flow's growth factor at the critical point (1/E at rest)."""
+        return _exp(self.a * (self.u2 - self.u1))
+
+    @property
+    def c(self) -> Scalar:
+        """(1 - E) / d (< 0)."""
+        return (1 - self.E) / (self.u2 - self.u1)
+
+    def charge(self, x, u):
+        xx = u - self.u1
+        den = self.E + self.c * xx
+        ok = den > 0
+        # the division runs on a safe denominator: where() would pass 0 * inf = NaN back
+        # through the unused branch at den = 0
+        flow = self.u1 + xx / torch.where(ok, den, torch.ones_like(den))
+        return torch.where(ok, flow, torch.full_like(flow, float("inf"))) + x
+
+    def slope(self, u):
+        """E / (E + c x)^2 where the flow stays finite (inf beyond)."""
+        den = self.E + self.c * (u - self.u1)
+        return self.E / den ** 2
+
+    def rheobase(self) -> Scalar:
+        """d tanh(a d / 4): the largest I with a fixed point of u1 + x/(E + c x) + I."""
+        d = self.u2 - self.u1
+        return d * _tanh(self.a * d / 4)
+
+    def blowup(self) -> Scalar:
+        """The potential from which the flow reaches +inf within one step: u1 + E d/(E - 1)."""
+        E = self.E
+        return self.u1 + E * (self.u2 - self.u1) / (E - 1)
+
+    def ops(self) -> Ops:
+        # x / (E + c x) + X with u1 = 0: one multiply, one division, two adds
+        return Ops(mults=1, adds=2, divs=1)
+
+    def kernel_rows(self) -> dict[str, Scalar]:
+        return {"c0": self.E, "c1": self.u1, "c2": self.c, "rest": _detached(self.u1)}
+
+
+@dataclass(frozen=True)
+class QIFHybridParams(_QIFFamily):
+    """QIF above rest, the matched LIF below it (docs/neuron.md, "Hybrid QIF"):
+
+        H[t] = U + a (U - u1)(U - u2) + X[t]     for U = U[t-1] >= u1
+        H[t] = U - k (U - u1) + X[t]             for U < u1,  k = a (u2 - u1)
+
+    Continuous with a continuous slope (1 - a d) at u1, no floor. Fields as `QIFParams`.
+    """
+
+    a: Scalar = 0.25
+    u1: Scalar = 0.0
+    u2: Scalar = 0.5
+    v_th: Scalar = 1.0
+    v_reset: Scalar = 0.0
+    v_min: Scalar | None = None
+    soft: bool = False
+    window: Window = Window("rect", 1.0)
+
+    model = "qif-hybrid"
+
+    @property
+    def k(self) -> Scalar:
+        """The leak below rest, a (u2 - u1): QIF's slope at rest is 1 - k."""
+        return self.a * (self.u2 - self.u1)
+
+    def charge(self, x, u):
+        above = u + self.a * (u - self.u1) * (u - self.u2)
+        below = u - self.k * (u - self.u1)
+        return torch.where(u >= self.u1, above, below) + x
+
+    def slope(self, u):
+        above = 1 + self.a * ((u - self.u1) + (u - self.u2))
+        below = 1 - self.k
+        if isinstance(u, torch.Tensor) or isinstance(self.u1, torch.Tensor):
+            return torch.where(torch.as_tensor(u >= self.u1), above, below)
+        return above if u >= self.u1 else below
+
+    def ops(self) -> Ops:
+        # the QIF branch, the dearer one (the compare is not counted, as for the threshold)
+        return Ops(mults=2, adds=2)
+
+    def kernel_rows(self) -> dict[str, Scalar]:
+        return {"c0": self.a, "c1": self.u1, "c2": self.u2, "c3": self.k,
+                "rest": _detached(self.u1)}
+
+
+@dataclass(frozen=True)
+class LIFParams(NeuronParams):
+    """The leaky map (LIF, PLIF, IF):
+
+        H[t] = U[t-1] - k (U[t-1] - v_rest) + X[t],   U[0] = v_rest
 
     k = 1/tau is the leak per step, in [0, 1]: k = 0 is the IF neuron, k = 0.5 the tau = 2
-    LIF of the TET/tdBN code. v_rest is also the initial potential.
+    LIF of the TET/tdBN code (``mem * 0.5 + x``). v_rest is also the initial potential.
     """
 
     k: Scalar = 0.5
@@ -52,6 +223,51 @@ class LIFParams:
     v_reset: Scalar = 0.0
     soft: bool = False
     window: Window = Window("triangle", 1.0)
+
+    model = "lif"
+    kind = "LIF"
+
+    def charge(self, x, u):
+        return u - self.k * (u - self.v_rest) + x
+
+    def rest(self) -> Scalar:
+        return self.v_rest
+
+    def slope(self, u):
+        return 1 - self.k + 0 * u
+
+    def regimes(self, I: torch.Tensor) -> dict[str, torch.Tensor]:
+        """tonic where the equilibrium v_rest + I/k reaches v_th (IF, k = 0: any I > 0),
+        sub-threshold elsewhere."""
+        k, rest, vth = (_per_neuron(v, I) for v in (self.k, self.v_rest, self.v_th))
+        tonic = torch.where(k > 0, rest + I / k.clamp_min(1e-12) >= vth, I > 0)
+        return {"sub-threshold": ~tonic, "tonic": tonic}
+
+    def summary(self) -> dict[str, Scalar]:
+        return {"k": self.k, "v_rest": self.v_rest, "v_th": self.v_th}
+
+    def ops(self) -> Ops:
+        # U (1 - k) + X: one multiply and one add; IF (k = 0): U + X, one add
+        if not isinstance(self.k, torch.Tensor) and self.k == 0:
+            return Ops(mults=0, adds=1)
+        return Ops(mults=1, adds=1)
+
+    def kernel_rows(self) -> dict[str, Scalar]:
+        return {"c0": self.k, "c1": self.v_rest, "rest": _detached(self.v_rest)}
+
+
+def _detached(v: Scalar) -> Scalar:
+    # a run starts from rest, not from u1: no gradient flows into the starting state
+    return v.detach() if isinstance(v, torch.Tensor) else v
+
+
+def _per_neuron(v: Scalar, I: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-channel parameter broadcast over the flattened neurons ``I [M]`` of one
+    sample (channels first: [C, H*W] layout), in float64."""
+    v = torch.as_tensor(v, dtype=torch.float64).detach().flatten().to(I.device)
+    if v.numel() == 1:
+        return v.expand_as(I)
+    return v.repeat_interleave(I.numel() // v.numel())
 
 
 def qif_vertex(a: Scalar, u1: Scalar, u2: Scalar) -> Scalar:
@@ -77,11 +293,18 @@ def _fmt(**kw) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kw.items())
 
 
+DISCRETIZATIONS = {"euler": QIFParams, "exact": QIFExactParams, "hybrid": QIFHybridParams}
+
+
 def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
-                 v_min: float | str | None) -> float | None:
+                 v_min: float | str | None, discretization: str = "euler") -> float | None:
     """Raise ParameterError naming the first violated condition (docs/neuron.md, section 1).
 
-    Returns the resolved floor (`v_min="vertex"` becomes `qif_default_floor`)."""
+    Returns the resolved floor: `v_min="vertex"` becomes `qif_default_floor` for the Euler map
+    and None (no floor) for the exact and hybrid ones, whose maps increase everywhere."""
+    if discretization not in DISCRETIZATIONS:
+        raise ParameterError(f"QIF discretization must be one of {sorted(DISCRETIZATIONS)}, "
+                             f"got {discretization!r}")
     given = _fmt(a=a, u1=u1, u2=u2, v_th=v_th)
     for name, val in (("a", a), ("u1", u1), ("u2", u2), ("v_th", v_th), ("v_reset", v_reset)):
         if not isinstance(val, (int, float)) or val != val or abs(val) == float("inf"):
@@ -92,23 +315,29 @@ def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
         raise ParameterError(f"QIF needs u1 < u2 (rest below the critical potential); got {given}")
     if not u2 < v_th:
         raise ParameterError(f"QIF needs u2 < v_th (critical potential below threshold); got {given}")
-    if not a * (u2 - u1) < 2:
+    # the exact flow contracts at rest for any a d (slope exp(-a d)); the Euler and hybrid
+    # maps have slope 1 - a d there
+    if discretization != "exact" and not a * (u2 - u1) < 2:
         raise ParameterError(
             f"QIF needs a*(u2 - u1) < 2 for a stable rest (period doubling at 2); "
             f"got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
+    if discretization == "exact" and not math.isfinite(math.exp(a * (u2 - u1))):
+        raise ParameterError(f"exact QIF needs exp(a*(u2 - u1)) to be finite; got {given}")
     if not v_reset < v_th:
         raise ParameterError(f"QIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
     if v_min == "vertex":
-        return qif_default_floor(a, u1, u2)
+        return qif_default_floor(a, u1, u2) if discretization == "euler" else None
     if v_min is not None:
-        if not isinstance(v_min, (int, float)) or v_min != v_min:
+        if isinstance(v_min, bool) or not isinstance(v_min, (int, float)) or v_min != v_min:
             raise ParameterError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
-        lo = u1 - 1 / a
+        lo = u1 - 1 / a if discretization == "euler" else -math.inf
         if not (lo <= v_min <= u1):
+            why = ("below u1 - 1/a the map throws the potential above u2, so inhibition could "
+                   "cause a spike" if discretization == "euler" else "a floor above rest would "
+                   "move the resting neuron")
             raise ParameterError(
-                f"QIF needs u1 - 1/a <= v_min <= u1 (below u1 - 1/a the map throws the potential "
-                f"above u2, so inhibition could cause a spike); got v_min={v_min!r}, "
-                f"allowed [{lo:g}, {u1:g}] for {given}")
+                f"QIF ({discretization}) needs {lo:g} <= v_min <= u1 ({why}); got "
+                f"v_min={v_min!r} for {given}")
     return v_min
 
 

@@ -3,8 +3,9 @@ docs/surrogate-window.md).
 
 - `band` (default): centre v_th, half-width v_th - u2: w = 2 (v_th - u2), o = 0.
 - `band-below`: the band [u2, v_th] only: w = v_th - u2, o = -(v_th - u2)/2.
-- `noise`: w = sqrt(2 pi) sigma / f'(v_th), f'(v_th) = 1 + a (2 v_th - u1 - u2); sigma is the
-  tdBN input scale (alpha * v_th; v_th when not given).
+- `noise`: w = sqrt(2 pi) sigma / f'(v_th), f' the slope of the discretization's map
+  (Euler: 1 + a (2 v_th - u1 - u2)); sigma is the tdBN input scale (alpha * v_th; v_th when
+  not given).
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from typing import Union
 import torch
 
 from ..errors import ParameterError
-from .params import QIFParams
-from .steps import qif_slope
+from .params import DISCRETIZATIONS
 from .surrogate import SHAPES, Scalar, Window
 
 QIF_RULES = ("band", "band-below", "noise")
@@ -26,8 +26,10 @@ def _detached(v: Scalar) -> Scalar:
 
 
 def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
-               sigma: float | None = None, shape: str = "rect") -> Window:
-    """The window of a QIF rule from the current parameter values (no gradient flows into it)."""
+               sigma: float | None = None, shape: str = "rect",
+               discretization: str = "euler") -> Window:
+    """The window of a QIF rule from the current parameter values (no gradient flows into it);
+    `discretization` names the map whose slope the noise rule uses."""
     a, u1, u2, v_th = (_detached(v) for v in (a, u1, u2, v_th))
     if rule == "band":
         return Window(shape, 2 * (v_th - u2), 0.0)
@@ -38,7 +40,7 @@ def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
         if not isinstance(s, torch.Tensor) and (isinstance(s, bool) or not isinstance(
                 s, (int, float)) or not s > 0):
             raise ParameterError(f"the noise window needs sigma > 0, got sigma={sigma!r}")
-        slope = qif_slope(v_th, QIFParams(a, u1, u2))
+        slope = DISCRETIZATIONS[discretization](a, u1, u2).slope(v_th)
         return Window(shape, math.sqrt(2 * math.pi) * s / slope, 0.0)
     raise ParameterError(f"unknown QIF window rule {rule!r}; expected one of {QIF_RULES} "
                      f"or a shape in {SHAPES}")

@@ -14,8 +14,8 @@ from torch.utils.hooks import RemovableHandle
 
 from .. import ops
 from ..errors import ParameterError
-from ..functional import (LIFParams, NeuronOutput, QIFParams, check_channels, check_state,
-                          check_time_major)
+from ..functional import (NeuronOutput, NeuronParams, check_channels, check_state,
+                          check_time_major, neuron_step)
 
 
 def per_channel(v: torch.Tensor, ndim_step: int) -> torch.Tensor:
@@ -24,7 +24,8 @@ def per_channel(v: torch.Tensor, ndim_step: int) -> torch.Tensor:
 
 
 class MultiStepNeuron(nn.Module):
-    """Base class. Subclasses implement `params(ndim_step)`; everything else is shared.
+    """Base class. Subclasses implement `params(ndim_step)`, returning their model's frozen
+    `NeuronParams` (docs/neuron.md, "Your own neuron"); everything else is shared.
 
     ``forward(x)`` returns spikes only (so neurons fit in nn.Sequential); ``run`` also returns
     the final state and, on request, the charged-potential trace. Observers
@@ -47,20 +48,24 @@ class MultiStepNeuron(nn.Module):
         self._observers[handle.id] = fn
         return handle
 
-    def params(self, ndim_step: int = 2) -> QIFParams | LIFParams:
-        raise NotImplementedError
+    def params(self, ndim_step: int = 2) -> NeuronParams:
+        """The model's parameters for steps of `ndim_step` dims ([N, ...])."""
+        raise NotImplementedError(f"{type(self).__name__} must implement params(ndim_step) and "
+                                  f"return its NeuronParams (docs/neuron.md, 'Your own neuron')")
 
-    def rest_state(self, x_step: torch.Tensor) -> torch.Tensor:
-        """The resting membrane [N, ...] for one step of input (float32 for half inputs)."""
-        return _rest(self.params(x_step.dim()), x_step.shape, x_step.dtype, x_step.device)
+    def rest_state(self, x_step: torch.Tensor):
+        """The resting state [N, ...] for one step of input (float32 for half inputs)."""
+        return ops.rest_state(self.params(x_step.dim()), x_step.shape, x_step.dtype,
+                              x_step.device)
 
-    def run(self, x: torch.Tensor, state: torch.Tensor | None = None,
+    def run(self, x: torch.Tensor, state=None,
             trace: bool = False) -> NeuronOutput:
         """Run ``x [T, N, ...]`` from ``state [N, ...]`` (rest when None)."""
         check_time_major(x)
         check_channels(x, self.channels)
         if state is not None:
-            check_state(state, x)
+            for u in (state if isinstance(state, tuple) else (state,)):
+                check_state(u, x)
         step_shape = x.shape[1:]
         # Built once per call: for learnable neurons this is several small kernels and, in
         # the window check, a device sync.
@@ -76,15 +81,9 @@ class MultiStepNeuron(nn.Module):
             fn(self, x, out)
         return out.spikes
 
-    def step(self, x: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One time step ``x [N, ...]``: (spike, next state). Uses the step function directly."""
-        raise NotImplementedError
-
-
-def _rest(p: QIFParams | LIFParams, shape: torch.Size, dtype: torch.dtype,
-          device: torch.device) -> torch.Tensor:
-    """The resting membrane of params `p` for one step of that shape (float32 for half)."""
-    return ops.rest_state(p, shape, dtype, device)
+    def step(self, x: torch.Tensor, u) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step ``x [N, ...]``: (spike, next state), by the model's step function."""
+        return neuron_step(x, u, self.params(x.dim()))
 
 
 def reset_kind(reset: str) -> bool:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..functional import QIF_RULES, LIFParams, lif_step, parse_surrogate, validate_lif
+from ..functional import QIF_RULES, LIFParams, parse_surrogate, validate_lif
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
 
 
@@ -37,9 +37,6 @@ class LIF(MultiStepNeuron):
     def params(self, ndim_step: int = 2) -> LIFParams:
         return LIFParams(self.leak(ndim_step), self.v_rest, self.v_th, self.v_reset, self.soft,
                          self.window)
-
-    def step(self, x: torch.Tensor, u: torch.Tensor):
-        return lif_step(x, u, self.params(x.dim()))
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, v_th={self.v_th}, soft={self.soft}, window={self.window}"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..functional import (QIFParams, parse_surrogate, qif_default_floor, qif_step, qif_window,
+from ..functional import (DISCRETIZATIONS, parse_surrogate, qif_default_floor, qif_window,
                           validate_qif)
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
 
@@ -46,11 +46,16 @@ class QIF(MultiStepNeuron):
     """Discretized QIF neuron over ``[T, N, ...]`` sequences (docs/neuron.md).
 
     Args:
+        discretization: "euler" (the paper's map, `QIFParams`), "exact" (the exact null-input
+            flow over a step, `QIFExactParams`) or "hybrid" (Euler above rest, the matched LIF
+            below, `QIFHybridParams`). Registered as the neurons "qif", "qif-exact" and
+            "qif-hybrid".
         a, u1, u2, v_th: the map's curvature, rest, critical potential and threshold.
         reset: "hard" (to v_reset) or "soft" (subtract v_th).
         v_reset: hard-reset value; None means u1 (and follows u1 when learnable).
-        v_min: lower bound on U: "vertex" (default; see `qif_default_floor`), a float in
-            [u1 - 1/a, u1], or None for no bound.
+        v_min: lower bound on U: "vertex" (default: `qif_default_floor` for the Euler map, no
+            floor for the exact and hybrid maps, which increase everywhere), a float in
+            [u1 - 1/a, u1] (Euler) or <= u1 (exact, hybrid), or None for no bound.
         surrogate: a window rule ("band", "band-below", "noise"), a shape ("rect", "triangle",
             "sigmoid", "atan") used with `surrogate_width`, or a `Window`.
         sigma: tdBN input scale for the "noise" rule (default v_th).
@@ -65,7 +70,7 @@ class QIF(MultiStepNeuron):
     def __init__(self, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
                  reset: str = "hard", v_reset: float | None = None, v_min="vertex",
                  surrogate="band", surrogate_width: float = 1.0, sigma: float | None = None,
-                 learnable=False, channels: int | None = None):
+                 learnable=False, channels: int | None = None, discretization: str = "euler"):
         super().__init__()
         self.soft = reset_kind(reset)
         self.learnable = check_learnable(learnable, channels)
@@ -77,7 +82,8 @@ class QIF(MultiStepNeuron):
                                  f"a finite number > 0 or None, got {sigma!r}")
         self.sigma = sigma
         self.v_reset_given = v_reset
-        validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, v_min)
+        validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, v_min, discretization)
+        self.discretization = discretization
         self.v_min_mode = v_min
         self.v_th = float(v_th)
         if self.learnable:
@@ -121,24 +127,27 @@ class QIF(MultiStepNeuron):
         a = (2 / (u2 - u1)) * _squash(self.raw_a, *self._a_margins)
         return a, u1, u2
 
-    def params(self, ndim_step: int = 2) -> QIFParams:
+    def params(self, ndim_step: int = 2):
+        """The frozen parameters of this discretization (`QIFParams`, `QIFExactParams` or
+        `QIFHybridParams`) for steps of `ndim_step` dims."""
         a, u1, u2 = self.values()
         if self.learnable:
             a, u1, u2 = (per_channel(v, ndim_step) for v in (a, u1, u2))
-        window = self.fixed_window or qif_window(self.rule, a, u1, u2, self.v_th, self.sigma)
+        window = self.fixed_window or qif_window(self.rule, a, u1, u2, self.v_th, self.sigma,
+                                                 discretization=self.discretization)
         v_reset = u1 if self.v_reset_given is None else self.v_reset_given
         if self.v_min_mode == "vertex":
-            v_min = qif_default_floor(a, u1, u2)
+            v_min = qif_default_floor(a, u1, u2) if self.discretization == "euler" else None
             v_min = v_min.detach() if isinstance(v_min, torch.Tensor) else v_min
         else:
             v_min = self.v_min_mode
-        return QIFParams(a, u1, u2, self.v_th, v_reset, v_min, self.soft, window)
-
-    def step(self, x: torch.Tensor, u: torch.Tensor):
-        return qif_step(x, u, self.params(x.dim()))
+        cls = DISCRETIZATIONS[self.discretization]
+        return cls(a, u1, u2, self.v_th, v_reset, v_min, self.soft, window)
 
     def extra_repr(self) -> str:
         a, u1, u2 = self.values()
+        d = "" if self.discretization == "euler" else f"discretization={self.discretization!r}, "
         if self.learnable:
-            return f"learnable={self.learnable!r}, v_th={self.v_th}, soft={self.soft}"
-        return f"a={a}, u1={u1}, u2={u2}, v_th={self.v_th}, soft={self.soft}, surrogate={self.rule or self.fixed_window}"
+            return f"{d}learnable={self.learnable!r}, v_th={self.v_th}, soft={self.soft}"
+        return (f"{d}a={a}, u1={u1}, u2={u2}, v_th={self.v_th}, soft={self.soft}, "
+                f"surrogate={self.rule or self.fixed_window}")

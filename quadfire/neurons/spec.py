@@ -1,15 +1,20 @@
-"""A model's choice of neuron: a name with keyword arguments, a factory, or an instance.
+"""A model's choice of neuron: a name with keyword arguments, a factory, or an instance, and the
+registry of neuron names.
 
 Models build one spiking layer per `NeuronSpec.make(channels)` call, so per-channel learnable
 neurons get their layer's channel count; `v_th` is the threshold the model's tdBN layers scale
-to.
+to. A name is a registered neuron (`NEURONS`, extended with `register_neuron`) or an import
+path ``"package.module:ClassName"`` of a `MultiStepNeuron` subclass, so recipes, ``--set
+neuron=...`` and studies reach a neuron written outside quadfire (docs/neuron.md, "Your own
+neuron").
 """
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import math
-from typing import Callable, Union
+from typing import Callable, NamedTuple, Union
 
 from torch import nn
 
@@ -18,15 +23,68 @@ from .base import MultiStepNeuron
 from .lif import IF, LIF, PLIF
 from .qif import QIF
 
-NEURONS: dict[str, type[MultiStepNeuron]] = {"qif": QIF, "lif": LIF, "plif": PLIF, "if": IF}
 
 
-def _check_kwargs(cls: type, kwargs: dict) -> None:
+class Registered(NamedTuple):
+    """A neuron name: its module class and the keyword arguments the name fixes."""
+
+    cls: type[MultiStepNeuron]
+    preset: dict
+
+
+NEURONS: dict[str, Registered] = {
+    "qif": Registered(QIF, {}),
+    "qif-exact": Registered(QIF, {"discretization": "exact"}),
+    "qif-hybrid": Registered(QIF, {"discretization": "hybrid"}),
+    "lif": Registered(LIF, {}),
+    "plif": Registered(PLIF, {}),
+    "if": Registered(IF, {}),
+}
+
+
+def register_neuron(name: str, cls: type[MultiStepNeuron], **preset) -> None:
+    """Make `cls` (a `MultiStepNeuron` subclass) available as ``neuron: name`` in recipes,
+    ``--set neuron=name``, `create_model` and studies; `preset` keyword arguments are fixed
+    by the name. Re-registering a name replaces it."""
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ConfigError(f"a neuron name must be a non-empty string without ':', got {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, MultiStepNeuron)):
+        raise ConfigError(f"register_neuron needs a MultiStepNeuron subclass, got {cls!r}")
+    NEURONS[name] = Registered(cls, dict(preset))
+
+
+def resolve_neuron(name: str) -> Registered:
+    """The registered neuron `name`, or the class an import path ``"module:Class"`` names."""
+    if name in NEURONS:
+        return NEURONS[name]
+    if isinstance(name, str) and ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"neuron {name!r}: cannot import {attr!r} from module "
+                              f"{module!r} ({e})") from None
+        if not (isinstance(cls, type) and issubclass(cls, MultiStepNeuron)):
+            raise ConfigError(f"neuron {name!r} is {cls!r}, not a MultiStepNeuron subclass")
+        return Registered(cls, {})
+    raise ConfigError(f"unknown neuron {name!r}; expected one of {sorted(NEURONS)}, an import "
+                      f"path 'package.module:Class' or a callable")
+
+
+def _check_kwargs(cls: type, kwargs: dict, preset: dict) -> None:
     """Unknown keyword arguments are named with the valid ones, before anything is built."""
-    valid = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kw")]
+    valid = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kw")
+             and n not in preset]
     if cls is PLIF:  # PLIF passes the rest of LIF's arguments through **kw
         valid += [n for n in inspect.signature(LIF.__init__).parameters
                   if n not in ("self", "tau") and n not in valid]
+    fixed = sorted(set(kwargs) & set(preset))
+    if fixed:
+        raise ConfigError(f"neuron_kwargs {fixed} are fixed by the neuron's name "
+                          f"({', '.join(f'{k}={v!r}' for k, v in preset.items())})")
+    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()) \
+            and cls is not PLIF:
+        return  # a user neuron that takes **kwargs checks its own
     unknown = sorted(set(kwargs) - set(valid) - {"channels"}, key=str)
     if unknown:
         raise ConfigError(f"unknown neuron_kwargs {unknown} for {cls.__name__}; valid: "
@@ -45,7 +103,8 @@ class NeuronSpec:
     (the ``v_th`` keyword argument, else the instance's, else 1.0).
 
     Args:
-        neuron: a name in NEURONS ("qif", "lif", "plif", "if"), a factory called as
+        neuron: a name in NEURONS ("qif", "qif-exact", "qif-hybrid", "lif", "plif", "if",
+            and any `register_neuron` added), an import path "module:Class", a factory called as
             ``factory(channels)``, or a MultiStepNeuron instance (deep-copied per layer).
         neuron_kwargs: keyword arguments for a named neuron. For a factory only ``v_th`` is
             allowed (the factory builds the neuron itself); an instance takes none.
@@ -73,15 +132,12 @@ class NeuronSpec:
                                   f"(the tdBN scale); got {sorted(kwargs)}")
             self._make = neuron
         else:
-            if neuron not in NEURONS:
-                raise ConfigError(f"unknown neuron {neuron!r}; expected one of {sorted(NEURONS)} "
-                                  f"or a callable")
-            cls = NEURONS[neuron]
-            _check_kwargs(cls, kwargs)
+            cls, preset = resolve_neuron(neuron)
+            _check_kwargs(cls, kwargs, preset)
             channelwise = kwargs.get("learnable") == "channel"
 
             def make(channels: int) -> nn.Module:
-                return cls(**kwargs, **({"channels": channels} if channelwise else {}))
+                return cls(**preset, **kwargs, **({"channels": channels} if channelwise else {}))
 
             make(1 if channelwise else 0)  # validate the arguments once, at construction
             self._make = make

@@ -1,9 +1,9 @@
 """Multi-step neuron ops behind one dispatch point.
 
 `dispatch` is the only function neuron modules call (`neuron_multistep` is the same with the
-argument checks, for direct functional use). It runs QIF, LIF, PLIF and IF
-(IF is LIF with k = 0) forward, and backward through autograd, on one of these backends, chosen
-by device, dtype and availability (or forced with ``backend=``, for tests and benchmarks):
+argument checks, for direct functional use). It runs any neuron model (`NeuronParams`) forward,
+and backward through autograd, on one of these backends, chosen by device, dtype and
+availability (or forced with ``backend=``, for tests and benchmarks):
 
 - ``"reference"``: the plain PyTorch loop (`quadfire.ops.reference`), always available.
 - ``"cpu"``: the fused C++ kernels (`quadfire.ops.cpu`), the default for CPU tensors of every
@@ -12,16 +12,17 @@ by device, dtype and availability (or forced with ``backend=``, for tests and be
   Triton is installed; CPU tensors are accepted under ``TRITON_INTERPRET=1`` (tests).
 
 Spikes are bit-identical across backends (same operation order, no FMA contraction); state,
-trace and gradients agree to rounding. Parameter layouts the fused kernels cannot pack
-(`pack.supported`) and empty inputs run on the reference path; an explicit fused backend
-refuses them with an error instead of silently switching.
+trace and gradients agree to rounding. Models without a kernel (`NeuronParams.model` not in
+`KERNEL_MODELS`), parameter layouts the fused kernels cannot pack (`pack.supported`) and empty
+inputs run on the reference path; an explicit fused backend refuses them with an error instead
+of silently switching.
 """
 from __future__ import annotations
 
 import torch
 
 from ..errors import InputError, InputTypeError, ParameterError
-from ..functional import LIFParams, NeuronOutput, QIFParams, check_state, check_time_major
+from ..functional import NeuronOutput, NeuronParams, check_state, check_time_major
 from . import cpu, fused, gpu, pack, reference
 
 BACKENDS = ("reference", "cpu", "triton")
@@ -63,26 +64,27 @@ def select_backend(x: torch.Tensor, backend: str | None = None) -> str:
     return backend
 
 
-def neuron_multistep(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None = None,
-                     trace: bool = False, backend: str | None = None) -> NeuronOutput:
-    """Run a QIF or LIF-family neuron over ``x [T, N, ...]`` from membrane state ``u0 [N, ...]``
-    (None: from rest, u1 or v_rest, with no gradient into it). A given state is floored at
-    v_min before the first step, like every later state.
+def neuron_multistep(x: torch.Tensor, p: NeuronParams, u0=None, trace: bool = False,
+                     backend: str | None = None) -> NeuronOutput:
+    """Run a neuron model over ``x [T, N, ...]`` from membrane state ``u0 [N, ...]`` (None: from
+    rest, with no gradient into it; a tuple for models with several state variables). A given
+    state is floored at v_min before the first step, like every later state.
 
     Returns `NeuronOutput` (spikes in x.dtype; state and trace in float32, or float64 for
     float64 input). Equations: `quadfire.functional.steps`. This is the checked public entry;
     neuron modules, which check their own inputs, call `dispatch`.
     """
     check_time_major(x)
-    if not isinstance(p, (QIFParams, LIFParams)):
-        raise InputTypeError(f"neuron parameters must be QIFParams or LIFParams, got "
-                             f"{type(p).__name__}")
+    if not isinstance(p, NeuronParams):
+        raise InputTypeError(f"neuron parameters must be a NeuronParams (QIFParams, LIFParams, "
+                             f"...), got {type(p).__name__}")
     if u0 is not None:
-        check_state(u0, x)
+        for u in (u0 if isinstance(u0, tuple) else (u0,)):
+            check_state(u, x)
     return dispatch(x, p, u0, trace, backend)
 
 
-def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None = None,
+def dispatch(x: torch.Tensor, p: NeuronParams, u0=None,
              trace: bool = False, backend: str | None = None) -> NeuronOutput:
     """`neuron_multistep` without the argument checks (the caller has made them)."""
     name = select_backend(x, backend)
@@ -90,11 +92,15 @@ def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None 
         cdt = reference.compute_dtype(x.dtype)
         ok = pack.supported(p, tuple(x.shape[1:]), cdt, x.device)
         if x.numel() == 0 or not ok:
+            if backend is not None and p.model not in pack.MODEL_CODES:
+                raise InputError(f"backend={backend!r} has no kernel for the neuron model "
+                                 f"{type(p).__name__} (fused models: {', '.join(pack.MODELS)}); "
+                                 f"use the reference backend, which runs any model")
             if backend is not None and not ok:
                 raise InputError(f"backend={backend!r} cannot pack these parameters (tensor "
                                  f"parameters must broadcast against one step {tuple(x.shape[1:])}"
-                                 f", be {cdt} on {x.device}, only a, u1, u2, k, v_rest, v_th, "
-                                 f"v_reset may require grad, and the surrogate shape must be one "
+                                 f", be {cdt} on {x.device}, only the charge parameters, v_th "
+                                 f"and v_reset may require grad, and the surrogate shape must be one "
                                  f"of {pack.SHAPES}); use the reference backend")
             name = "reference"
     if name == "reference":
@@ -102,7 +108,6 @@ def dispatch(x: torch.Tensor, p: QIFParams | LIFParams, u0: torch.Tensor | None 
     return NeuronOutput(*fused.multistep(x, p, u0, trace, name))
 
 
-def rest_state(p: QIFParams | LIFParams, shape, dtype: torch.dtype,
-               device: torch.device) -> torch.Tensor:
+def rest_state(p: NeuronParams, shape, dtype: torch.dtype, device: torch.device):
     """The resting membrane [N, ...] a run starts from when no state is given."""
     return reference.rest_state(p, torch.Size(shape), dtype, device)

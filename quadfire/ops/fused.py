@@ -101,9 +101,10 @@ class Fused(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_state, grad_trace):
         h, u0, table = ctx.saved_tensors
         state_grad = u0 is not None and ctx.needs_input_grad[1]
-        bwd = ctx.bwd._replace(state_grad=int(state_grad))
+        layout, grad_spikes = _compact(grad_spikes)
+        bwd = ctx.bwd._replace(state_grad=int(state_grad), gs_layout=layout)
         cont = (lambda g: None if g is None else g.contiguous())
-        gx, gu0, rows = OPS[ctx.backend][1](cont(grad_spikes), cont(grad_state), cont(grad_trace),
+        gx, gu0, rows = OPS[ctx.backend][1](grad_spikes, cont(grad_state), cont(grad_trace),
                                             h, u0, table, list(bwd), ctx.x_dtype)
         g_table = _table_grad(rows, table, bwd) if ctx.needs_input_grad[2] else None
         grads = [gx] + ([gu0] if state_grad else []) + ([g_table] if g_table is not None else [])
@@ -113,6 +114,20 @@ class Fused(torch.autograd.Function):
         gu0 = grads.pop(0) if state_grad else None
         g_table = grads.pop(0) if g_table is not None else None
         return gx, gu0, g_table, None, None, None
+
+
+def _compact(g: Tensor | None) -> tuple[int, Tensor | None]:
+    """The spikes' gradient ``[T, M]`` in the smallest layout that holds it (pack.GRAD_LAYOUTS):
+    a loss like ``spikes.sum()`` hands backward a broadcast (stride-0) tensor, which
+    ``.contiguous()`` would write out in full, T x M values, before the kernel reads them
+    back; the kernels read one value, or one row for every step, instead."""
+    if g is None or g.numel() == 0:
+        return 0, g
+    if all(st == 0 for st, n in zip(g.stride(), g.shape) if n > 1):
+        return pack.GRAD_LAYOUTS.index("scalar"), g.reshape(-1)[:1].contiguous()
+    if g.stride(0) == 0:
+        return pack.GRAD_LAYOUTS.index("row"), g[0].contiguous()
+    return 0, g.contiguous()
 
 
 def _table_grad(rows: Tensor, table: Tensor, s: pack.Backward) -> Tensor:

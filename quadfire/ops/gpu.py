@@ -57,7 +57,8 @@ def _grid(m: int):
 def forward_constexprs(s: pack.Forward, from_rest: bool) -> dict:
     """The forward kernel's compile-time arguments for settings `s` (also used by the tests
     that compile the kernels for a GPU target)."""
-    return dict(QIF=bool(s.qif), SOFT=bool(s.soft), NEED_H=bool(s.need_h), FROM_REST=from_rest,
+    return dict(MODEL=pack.MODELS[s.model], SOFT=bool(s.soft), NEED_H=bool(s.need_h),
+                FROM_REST=from_rest,
                 BLOCK=BLOCK, **pack.triton_rows())
 
 
@@ -70,7 +71,7 @@ def backward_constexprs(s: pack.Backward, from_rest: bool, has_gs: bool, has_gu:
         wanted = s.rows_mask >> r & 1
         slots[f"SLOT_{name.upper()}"] = g if wanted else -1
         g += wanted
-    return dict(QIF=bool(s.qif), SOFT=bool(s.soft), SHAPE=pack.SHAPES[s.shape],
+    return dict(MODEL=pack.MODELS[s.model], SOFT=bool(s.soft), SHAPE=pack.SHAPES[s.shape],
                 FROM_REST=from_rest, STATE_GRAD=bool(s.state_grad), HAS_GS=has_gs, HAS_GU=has_gu, HAS_GH=has_gh,
                 BLOCK=BLOCK, **slots, **pack.triton_rows())
 
@@ -100,12 +101,17 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, s: pack.Backward
     gp = h.new_empty((g, m))
     last = max(steps - 1, 0)
     gs = grad_spikes if grad_spikes is not None else h
+    layout = pack.GRAD_LAYOUTS[s.gs_layout] if grad_spikes is not None else "dense"
+    # the spikes' gradient: [T, M], one [M] row for every step, or one value (pack.GRAD_LAYOUTS)
+    gs_tstride, gs_estride = {"dense": (m, 1), "row": (0, 1), "scalar": (0, 0)}[layout]
+    gs_last = gs[last] if layout == "dense" else gs
     gh = grad_trace if grad_trace is not None else h
     const = backward_constexprs(s, u0 is None, grad_spikes is not None, grad_state is not None,
                                 grad_trace is not None)
     k.backward_kernel[_grid(m)](
-        gs[last], grad_state if grad_state is not None else h, gh[last], h[last],
+        gs_last, grad_state if grad_state is not None else h, gh[last], h[last],
         table if u0 is None else u0, table, gx[last], gu0 if s.state_grad else gx,
         gp if g else gx, steps, m, table.shape[1], s.inner, s.period, 0.5 * s.vmin_tie,
+        gs_tstride, gs_estride,
         **const, num_warps=NUM_WARPS, enable_fp_fusion=False)
     return gx, gu0, gp

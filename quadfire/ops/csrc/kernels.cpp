@@ -58,7 +58,7 @@ struct Col<T, true> {
 // surrogate window's constants derived from its width (neuron.h window_consts).
 template <typename T, bool SHARED>
 struct ParamRows {
-  Col<T, SHARED> a, u1, u2, vth, vr, vmin, wa, wb, off;
+  Col<T, SHARED> c0, c1, c2, c3, vth, vr, rest, vmin, wa, wb, off;
 };
 
 // The parameter rows of one chunk, gathered from the [ROWS, L] table once per chunk, or, when
@@ -85,18 +85,19 @@ struct ChunkParams {
       loaded = SHARED;
     }
     using C = Col<T, SHARED>;
-    return {C::of(v[A]),    C::of(v[U1]),    C::of(v[U2]), C::of(v[VTH]),   C::of(v[VRESET]),
-            C::of(v[VMIN]), C::of(v[WIDTH]), C::of(v[ROWS]), C::of(v[OFFSET])};
+    return {C::of(v[C0]),   C::of(v[C1]),    C::of(v[C2]),   C::of(v[C3]),
+            C::of(v[VTH]),  C::of(v[VRESET]), C::of(v[REST]), C::of(v[VMIN]),
+            C::of(v[WIDTH]), C::of(v[ROWS]),  C::of(v[OFFSET])};
   }
 };
 
-// The state element i of the chunk at e0 starts from: the given u0, else rest (row U1).
+// The state element i of the chunk at e0 starts from: the given u0, else the row REST.
 template <typename T, bool SHARED>
-inline T start_state(const Problem<T>& p, Col<T, SHARED> u1, int64_t e0, int64_t i) {
-  return p.u0 ? p.u0[e0 + i] : u1[i];
+inline T start_state(const Problem<T>& p, Col<T, SHARED> rest, int64_t e0, int64_t i) {
+  return p.u0 ? p.u0[e0 + i] : rest[i];
 }
 
-template <typename T, bool QIF, bool SOFT, bool SHARED>
+template <typename T, int MODEL, bool SOFT, bool SHARED>
 void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict__ spikes,
                     T* __restrict__ u_out, T* __restrict__ h_out) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
@@ -111,16 +112,16 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
       const ParamRows<T, SHARED> rows = pr.load(p, e0, n);
       // named copies, not a structured binding: OpenMP regions cannot capture those
-      const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
-                 vmin = rows.vmin;
-      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start_state(p, u1, e0, i), vmin[i]);
+      const auto c0 = rows.c0, c1 = rows.c1, c2 = rows.c2, c3 = rows.c3, vth = rows.vth,
+                 vr = rows.vr, rest = rows.rest, vmin = rows.vmin;
+      for (int64_t i = 0; i < n; ++i) u[i] = floor_at(start_state(p, rest, e0, i), vmin[i]);
       for (int64_t t = 0; t < p.steps; ++t) {
         const T* __restrict__ xt = x + t * M + e0;
         T* __restrict__ st = spikes + t * M + e0;
         T* __restrict__ ht = h_out ? h_out + t * M + e0 : h_sink;
         #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {  // vectorized
-          const T h = charge<T, QIF>(u[i], xt[i], a[i], u1[i], u2[i]);
+          const T h = Charge<T, MODEL>::h(u[i], xt[i], c0[i], c1[i], c2[i], c3[i]);
           const T hc = finite(h, big);
           const T s = fire(hc - vth[i]);
           u[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
@@ -138,7 +139,7 @@ void forward_kernel(const Problem<T>& p, const T* __restrict__ x, T* __restrict_
 // and vmin_tie of it where U == v_min, as torch.clamp does for a float / a tensor bound, also
 // for the floored starting state). Parameter gradients accumulate per element over T in
 // registers and are written once as [G, M] for the caller to reduce: no atomics.
-template <typename T, bool QIF, bool SOFT, bool SHARED, int SHAPE, bool PARAM_GRADS>
+template <typename T, int MODEL, bool SOFT, bool SHARED, int SHAPE, bool PARAM_GRADS>
 void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const T* gh_in,
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
@@ -147,15 +148,20 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
 #pragma omp parallel
   {
     ChunkParams<T, SHARED> pr;
-    T gU[CHUNK], uprev[CHUNK], zero[CHUNK];
+    T gU[CHUNK], uprev[CHUNK], zero[CHUNK], gs_fill[CHUNK];
     T acc[GRAD_ROWS][CHUNK];
     std::fill(zero, zero + CHUNK, T(0));
+    // a broadcast gradient of the spikes (GS_SCALAR: one value) is read from a chunk-sized
+    // copy, so the inner loop stays the dense one and nothing [T, M] is materialized
+    if (gs && p.gs_layout == GS_SCALAR) std::fill(gs_fill, gs_fill + CHUNK, gs[0]);
+    const int64_t gs_tstride = p.gs_layout == GS_DENSE ? M : 0;
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t e0 = c * CHUNK, n = std::min(CHUNK, M - e0);
       const ParamRows<T, SHARED> rows = pr.template load<SHAPE>(p, e0, n);
-      const auto a = rows.a, u1 = rows.u1, u2 = rows.u2, vth = rows.vth, vr = rows.vr,
-                 vmin = rows.vmin, wa = rows.wa, wb = rows.wb, off = rows.off;
+      const auto c0 = rows.c0, c1 = rows.c1, c2 = rows.c2, c3 = rows.c3, vth = rows.vth,
+                 vr = rows.vr, rest = rows.rest, vmin = rows.vmin, wa = rows.wa, wb = rows.wb,
+                 off = rows.off;
       for (int64_t i = 0; i < n; ++i) gU[i] = gu_final ? gu_final[e0 + i] : T(0);
       if (PARAM_GRADS)
         for (int r = 0; r < GRAD_ROWS; ++r) std::fill(acc[r], acc[r] + n, T(0));
@@ -169,10 +175,11 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
             uprev[i] = floor_at(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i]);
           }
         } else {
-          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start_state(p, u1, e0, i), vmin[i]);
+          for (int64_t i = 0; i < n; ++i) uprev[i] = floor_at(start_state(p, rest, e0, i), vmin[i]);
         }
         const T* __restrict__ ht = H + t * M + e0;
-        const T* __restrict__ gst = gs ? gs + t * M + e0 : zero;
+        const T* __restrict__ gst =
+            !gs ? zero : (p.gs_layout == GS_SCALAR ? gs_fill : gs + t * gs_tstride + e0);
         const T* __restrict__ ght = gh_in ? gh_in + t * M + e0 : zero;
         T* __restrict__ gxt = gx + t * M + e0;
         #pragma omp simd
@@ -186,13 +193,15 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
           const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - hc) * g;
           const T ghc = gst[i] * g + gu * dudh;  // dL/d clamp(H)
           const T gh = (in_range(h, big) ? ghc : T(0)) + ght[i];
-          const ChargeGrad<T> cg = charge_grad<T, QIF>(gh, uprev[i], a[i], u1[i], u2[i]);
+          const ChargeGrad<T> cg =
+              Charge<T, MODEL>::grad(gh, uprev[i], c0[i], c1[i], c2[i], c3[i]);
           gxt[i] = gh;
           gU[i] = cg.u;
           if (PARAM_GRADS) {
-            acc[A][i] += cg.a;
-            acc[U1][i] += cg.u1;
-            acc[U2][i] += cg.u2;
+            acc[C0][i] += cg.c0;
+            acc[C1][i] += cg.c1;
+            acc[C2][i] += cg.c2;
+            acc[C3][i] += cg.c3;
             acc[VTH][i] += SOFT ? gu * (vth[i] * g - s) - gst[i] * g
                                 : gu * ((hc - vr[i]) * g) - gst[i] * g;
             if (!SOFT) acc[VRESET][i] += gu * s;
@@ -201,7 +210,7 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
       }
       if (gu0)
         for (int64_t i = 0; i < n; ++i)
-          gu0[e0 + i] = gU[i] * floor_pass(start_state(p, u1, e0, i), vmin[i], tie);
+          gu0[e0 + i] = gU[i] * floor_pass(start_state(p, rest, e0, i), vmin[i], tie);
       if (PARAM_GRADS) {
         int64_t row = 0;
         for (int r = 0; r < GRAD_ROWS; ++r) {
@@ -219,23 +228,39 @@ using No = std::false_type;
 
 }  // namespace
 
+// Calls f(std::integral_constant<int, MODEL>) for the model code p.model: one case per entry
+// of neuron.h's QUADFIRE_MODELS, so a new model needs no edit here.
+template <typename F>
+void by_model(int model, F&& f) {
+  switch (model) {
+#define QUADFIRE_CASE(id, name) \
+  case id:                      \
+    f(std::integral_constant<int, id>{}); \
+    break;
+    QUADFIRE_MODELS(QUADFIRE_CASE)
+#undef QUADFIRE_CASE
+  }
+}
+
 template <typename T>
 void fused_forward(const Problem<T>& p, const T* x, T* spikes, T* u_out, T* h_out) {
-  auto run = [&](auto qif, auto soft) {
-    constexpr bool Q = decltype(qif)::value, S = decltype(soft)::value;
-    if (p.L == 1) forward_kernel<T, Q, S, true>(p, x, spikes, u_out, h_out);
-    else forward_kernel<T, Q, S, false>(p, x, spikes, u_out, h_out);
-  };
-  if (p.qif) p.soft ? run(Yes{}, Yes{}) : run(Yes{}, No{});
-  else p.soft ? run(No{}, Yes{}) : run(No{}, No{});
+  by_model(p.model, [&](auto model) {
+    constexpr int Q = decltype(model)::value;
+    auto run = [&](auto soft) {
+      constexpr bool S = decltype(soft)::value;
+      if (p.L == 1) forward_kernel<T, Q, S, true>(p, x, spikes, u_out, h_out);
+      else forward_kernel<T, Q, S, false>(p, x, spikes, u_out, h_out);
+    };
+    p.soft ? run(Yes{}) : run(No{});
+  });
 }
 
 template <typename T>
 void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, const T* h,
                     T* gx, T* gu0, T* gparams) {
-  auto run = [&](auto qif, auto soft, auto shape) {
-    constexpr bool Q = decltype(qif)::value, S = decltype(soft)::value;
-    constexpr int W = decltype(shape)::value;
+  auto run = [&](auto model, auto soft, auto shape) {
+    constexpr int Q = decltype(model)::value, W = decltype(shape)::value;
+    constexpr bool S = decltype(soft)::value;
     auto with = [&](auto shared, auto grads) {
       backward_kernel<T, Q, S, decltype(shared)::value, W, decltype(grads)::value>(
           p, gs, gu, gh, h, gx, gu0, gparams);
@@ -243,17 +268,16 @@ void fused_backward(const Problem<T>& p, const T* gs, const T* gu, const T* gh, 
     if (p.L == 1) p.rows_mask ? with(Yes{}, Yes{}) : with(Yes{}, No{});
     else p.rows_mask ? with(No{}, Yes{}) : with(No{}, No{});
   };
-  auto by_shape = [&](auto qif, auto soft) {
+  auto by_shape = [&](auto model, auto soft) {
     switch (p.shape) {
-      case RECT: run(qif, soft, std::integral_constant<int, RECT>{}); break;
-      case TRIANGLE: run(qif, soft, std::integral_constant<int, TRIANGLE>{}); break;
-      case SIGMOID: run(qif, soft, std::integral_constant<int, SIGMOID>{}); break;
-      default: run(qif, soft, std::integral_constant<int, ATAN>{}); break;
+      case RECT: run(model, soft, std::integral_constant<int, RECT>{}); break;
+      case TRIANGLE: run(model, soft, std::integral_constant<int, TRIANGLE>{}); break;
+      case SIGMOID: run(model, soft, std::integral_constant<int, SIGMOID>{}); break;
+      default: run(model, soft, std::integral_constant<int, ATAN>{}); break;
     }
     static_assert(SHAPES == 4, "a new surrogate shape needs its case here");
   };
-  if (p.qif) p.soft ? by_shape(Yes{}, Yes{}) : by_shape(Yes{}, No{});
-  else p.soft ? by_shape(No{}, Yes{}) : by_shape(No{}, No{});
+  by_model(p.model, [&](auto model) { p.soft ? by_shape(model, Yes{}) : by_shape(model, No{}); });
 }
 
 // One dtype per translation unit, so the two halves of the (template-heavy) compile run in

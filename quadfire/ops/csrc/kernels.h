@@ -13,7 +13,9 @@ namespace quadfire {
 template <typename T>
 struct Problem {
   int64_t steps = 0, M = 0, L = 1, inner = 1, period = 1;
-  bool qif = true, soft = false;
+  int model = 0;        // neuron.h Model
+  bool soft = false;
+  int gs_layout = 0;    // neuron.h GradLayout of the spikes' gradient (backward)
   int shape = 0;        // surrogate code, neuron.h Shape (backward)
   T vmin_tie = T(0);    // share of the gradient the floor passes where U == v_min (backward)
   int rows_mask = 0;    // parameter rows (bits 0..GRAD_ROWS-1) whose gradient is wanted

@@ -1,8 +1,9 @@
 // Per-element neuron maths shared by the fused forward and backward CPU kernels, and the names
-// of the table rows and surrogate shapes they read.
+// of the table rows, neuron models and surrogate shapes they read.
 //
-// The equations are those of quadfire/functional/steps.py; every expression below evaluates in
-// exactly the operation order of that file, and the extension is built with -ffp-contract=off,
+// The equations are those of quadfire/functional/steps.py (fire, reset, floor) and of each
+// model's parameter class in quadfire/functional/params.py (charge); every expression below
+// evaluates in exactly the operation order of those files, and the extension is built with -ffp-contract=off,
 // so the charged potential H (and hence every spike) is bit-identical to the reference loop.
 // Every select is written as a ternary on values already computed: with -fno-trapping-math
 // (quadfire/ops/cpu.py) the compilers turn them into vector blends.
@@ -16,32 +17,107 @@
 namespace quadfire {
 
 // Rows of the parameter table [ROWS, L], in the order of quadfire/ops/pack.py ROWS; the
-// loader compares the names with pack.py and refuses a library that disagrees. For LIF-family
-// neurons row A holds the leak k and row U1 holds v_rest; row U2 is unused.
-#define QUADFIRE_ROWS(X) \
-  X(A, "a") X(U1, "u1") X(U2, "u2") X(VTH, "v_th") X(VRESET, "v_reset") X(VMIN, "v_min") \
-  X(WIDTH, "width") X(OFFSET, "offset")
+// loader compares the names with pack.py and refuses a library that disagrees. The charge
+// rows C0..C3 mean what each model's kernel_rows() says (quadfire/functional/params.py).
+#define QUADFIRE_ROWS(X)                                                                   \
+  X(C0, "c0") X(C1, "c1") X(C2, "c2") X(C3, "c3") X(VTH, "v_th") X(VRESET, "v_reset")     \
+  X(REST, "rest") X(VMIN, "v_min") X(WIDTH, "width") X(OFFSET, "offset")
 enum Row : int {
 #define QUADFIRE_ENUM(id, name) id,
   QUADFIRE_ROWS(QUADFIRE_ENUM) ROWS
 };
-constexpr int GRAD_ROWS = VMIN;  // the rows before the floor can carry gradient
+constexpr int GRAD_ROWS = REST;  // the rows before rest can carry gradient
+
+// Neuron models; their code is the position here and in quadfire/functional/protocol.py
+// KERNEL_MODELS. Each has one Model<T, CODE> specialization below; kernels.cpp instantiates
+// the kernels for every entry of this list.
+#define QUADFIRE_MODELS(X) X(LIF, "lif") X(QIF, "qif") X(QIF_EXACT, "qif-exact") X(QIF_HYBRID, "qif-hybrid")
+enum Model : int { QUADFIRE_MODELS(QUADFIRE_ENUM) MODELS };
 
 // Surrogate shapes; their code is the position here and in quadfire/ops/pack.py SHAPES.
 #define QUADFIRE_SHAPES(X) X(RECT, "rect") X(TRIANGLE, "triangle") X(SIGMOID, "sigmoid") X(ATAN, "atan")
 enum Shape : int { QUADFIRE_SHAPES(QUADFIRE_ENUM) SHAPES };
+
+// Layouts of the spikes' gradient in backward (pack.py GRAD_LAYOUTS).
+#define QUADFIRE_GRAD_LAYOUTS(X) X(GS_DENSE, "dense") X(GS_ROW, "row") X(GS_SCALAR, "scalar")
+enum GradLayout : int { QUADFIRE_GRAD_LAYOUTS(QUADFIRE_ENUM) GRAD_LAYOUTS };
 #undef QUADFIRE_ENUM
 
-// Charge, in steps.py order: qif_charge = (u + (a*(u - u1))*(u - u2)) + x,
-// lif_charge = (u - k*(u - v_rest)) + x.
-template <typename T, bool QIF>
-inline T charge(T u, T x, T a, T u1, T u2) {
-  if constexpr (QIF) {
-    return (u + (a * (u - u1)) * (u - u2)) + x;
-  } else {
-    return (u - a * (u - u1)) + x;
+// Gradients of a charge for dL/dH = gh: to U[t-1] and to the charge rows C0..C3.
+template <typename T>
+struct ChargeGrad {
+  T u, c0, c1, c2, c3;
+};
+
+// A model's charge H = charge(U[t-1], X[t]) from its rows c0..c3, in the operation order of
+// its parameter class's charge() in quadfire/functional/params.py (so H is bit-identical), and
+// its gradient. One specialization per model.
+template <typename T, int MODEL>
+struct Charge;
+
+// LIF: c0 = k, c1 = v_rest. (u - k*(u - v_rest)) + x.
+template <typename T>
+struct Charge<T, LIF> {
+  static T h(T u, T x, T k, T rest, T, T) { return (u - k * (u - rest)) + x; }
+  static ChargeGrad<T> grad(T gh, T u, T k, T rest, T, T) {
+    return {gh * (T(1) - k), -(gh * (u - rest)), gh * k, T(0), T(0)};
   }
-}
+};
+
+// Euler QIF: c0 = a, c1 = u1, c2 = u2. (u + (a*(u - u1))*(u - u2)) + x. The gradient follows
+// the reference's factors, t1 = a*(u - u1) and t1*(u - u2), as autograd differentiates them,
+// so a huge |U| (after a +-inf input with v_min=None or a soft reset) meets a zero gh as
+// 0 * finite, never as 0 * inf = NaN from a precomputed slope.
+template <typename T>
+struct Charge<T, QIF> {
+  static T h(T u, T x, T a, T u1, T u2, T) { return (u + (a * (u - u1)) * (u - u2)) + x; }
+  static ChargeGrad<T> grad(T gh, T u, T a, T u1, T u2, T) {
+    const T t1 = a * (u - u1);
+    const T g1 = gh * (u - u2);  // dL/dt1
+    return {(gh + g1 * a) + gh * t1, g1 * (u - u1), -(g1 * a), -(gh * t1), T(0)};
+  }
+};
+
+// Exact-flow QIF: c0 = E = exp(a d), c1 = u1, c2 = c = (1 - E)/d. With x = u - u1 and
+// den = E + c*x: (u1 + x/den) + X where den > 0, else +inf (the flow blows up within the
+// step). The gradient is 0 where den <= 0, as the reference's where() passes it.
+template <typename T>
+struct Charge<T, QIF_EXACT> {
+  static T h(T u, T x, T E, T u1, T c, T) {
+    const T xx = u - u1;
+    const T den = E + c * xx;
+    const T flow = den > T(0) ? u1 + xx / den : std::numeric_limits<T>::infinity();
+    return flow + x;
+  }
+  static ChargeGrad<T> grad(T gh, T u, T E, T u1, T c, T) {
+    const T xx = u - u1;
+    const T den = E + c * xx;
+    const bool ok = den > T(0);
+    const T q = T(1) / (ok ? den : T(1));
+    const T gxx = ok ? gh * q : T(0);                   // dL/dx through x/den
+    const T gden = ok ? -(gh * xx) * (q * q) : T(0);    // dL/dden
+    const T gu = gxx + gden * c;
+    return {gu, gden, (ok ? gh : T(0)) - gu, gden * xx, T(0)};
+  }
+};
+
+// Hybrid QIF: c0 = a, c1 = u1, c2 = u2, c3 = k = a d. The Euler QIF charge for u >= u1, the
+// leak (u - k*(u - u1)) below.
+template <typename T>
+struct Charge<T, QIF_HYBRID> {
+  static T h(T u, T x, T a, T u1, T u2, T k) {
+    const T above = u + (a * (u - u1)) * (u - u2);
+    const T below = u - k * (u - u1);
+    return (u >= u1 ? above : below) + x;
+  }
+  static ChargeGrad<T> grad(T gh, T u, T a, T u1, T u2, T k) {
+    const ChargeGrad<T> q = Charge<T, QIF>::grad(gh, u, a, u1, u2, T(0));
+    const ChargeGrad<T> l = Charge<T, LIF>::grad(gh, u, k, u1, T(0), T(0));
+    const bool above = u >= u1;
+    return {above ? q.u : l.u, above ? q.c0 : T(0), above ? q.c1 : l.c1,
+            above ? q.c2 : T(0), above ? T(0) : l.c0};
+  }
+};
 
 // fire_reset's clamp of H to the finite range of T before threshold, reset and floor: +-inf
 // becomes +-max, NaN stays NaN (as torch.clamp). `big` is std::numeric_limits<T>::max(),
@@ -178,26 +254,6 @@ inline T window(T d, T wa, T wb) {
   } else {
     const T r = d * wb;
     return wa / (T(1) + r * r);
-  }
-}
-
-// Gradients of the charge for dL/dH = gh: to U[t-1] and to rows A, U1, U2. For QIF the
-// products follow the reference's factors, t1 = a*(u - u1) and t1*(u - u2), as autograd
-// differentiates them, so a huge |U| (after a +-inf input with v_min=None or a soft reset)
-// meets a zero gh as 0 * finite, never as 0 * inf = NaN from a precomputed slope.
-template <typename T>
-struct ChargeGrad {
-  T u, a, u1, u2;
-};
-
-template <typename T, bool QIF>
-inline ChargeGrad<T> charge_grad(T gh, T u, T a, T u1, T u2) {
-  if constexpr (QIF) {
-    const T t1 = a * (u - u1);
-    const T g1 = gh * (u - u2);  // dL/dt1
-    return {(gh + g1 * a) + gh * t1, g1 * (u - u1), -(g1 * a), -(gh * t1)};
-  } else {
-    return {gh * (T(1) - a), -(gh * (u - u1)), gh * a, T(0)};
   }
 }
 

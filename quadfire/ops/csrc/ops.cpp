@@ -24,10 +24,11 @@ namespace {
 // The integer settings of each operator, in the order of the int[] that pack.py builds
 // (pack.Forward / pack.Backward).
 #define QUADFIRE_FORWARD_SETTINGS(X) \
-  X(INNER, "inner") X(PERIOD, "period") X(QIF, "qif") X(SOFT, "soft") X(NEED_H, "need_h")
-#define QUADFIRE_BACKWARD_SETTINGS(X)                                                   \
-  X(INNER, "inner") X(PERIOD, "period") X(QIF, "qif") X(SOFT, "soft") X(SHAPE, "shape") \
-  X(ROWS_MASK, "rows_mask") X(VMIN_TIE, "vmin_tie") X(STATE_GRAD, "state_grad")
+  X(INNER, "inner") X(PERIOD, "period") X(MODEL, "model") X(SOFT, "soft") X(NEED_H, "need_h")
+#define QUADFIRE_BACKWARD_SETTINGS(X)                                                     \
+  X(INNER, "inner") X(PERIOD, "period") X(MODEL, "model") X(SOFT, "soft") X(SHAPE, "shape") \
+  X(ROWS_MASK, "rows_mask") X(VMIN_TIE, "vmin_tie") X(STATE_GRAD, "state_grad")            \
+  X(GS_LAYOUT, "gs_layout")
 #define QUADFIRE_ENUM(id, name) id,
 #define QUADFIRE_NAME(id, name) name ","
 namespace fwd {
@@ -40,7 +41,9 @@ enum : int { QUADFIRE_BACKWARD_SETTINGS(QUADFIRE_ENUM) COUNT };
 // One line per fact, "name: a,b,c" (quadfire/ops/cpu.py parses it).
 std::string layout() {
   return std::string("rows: ") + QUADFIRE_ROWS(QUADFIRE_NAME) + "\ngrad_rows: " +
-         std::to_string(GRAD_ROWS) + "\nshapes: " + QUADFIRE_SHAPES(QUADFIRE_NAME) +
+         std::to_string(GRAD_ROWS) + "\nmodels: " + QUADFIRE_MODELS(QUADFIRE_NAME) +
+         "\nshapes: " + QUADFIRE_SHAPES(QUADFIRE_NAME) +
+         "\ngrad_layouts: " + QUADFIRE_GRAD_LAYOUTS(QUADFIRE_NAME) +
          "\nforward: " + QUADFIRE_FORWARD_SETTINGS(QUADFIRE_NAME) +
          "\nbackward: " + QUADFIRE_BACKWARD_SETTINGS(QUADFIRE_NAME) + "\n";
 }
@@ -87,15 +90,17 @@ at::Tensor output(at::IntArrayRef sizes, const at::TensorOptions& options) {
 
 template <typename T>
 Problem<T> problem(const at::Tensor& steps, const std::optional<at::Tensor>& u0,
-                   const at::Tensor& table, int64_t inner, int64_t period, int64_t qif,
+                   const at::Tensor& table, int64_t inner, int64_t period, int64_t model,
                    int64_t soft) {
+  TORCH_CHECK(model >= 0 && model < MODELS, "quadfire cpu kernel: neuron model code must be in "
+              "[0, ", int(MODELS), "), got ", model);
   Problem<T> p;
   p.steps = steps.size(0);
   p.M = steps.size(1);
   p.L = table.size(1);
   p.inner = inner;
   p.period = period;
-  p.qif = qif != 0;
+  p.model = static_cast<int>(model);
   p.soft = soft != 0;
   p.table = table.data_ptr<T>();
   p.u0 = u0.has_value() ? u0->data_ptr<T>() : nullptr;
@@ -126,7 +131,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& x,
   auto h = need_h ? output(x.sizes(), x.options()) : at::empty({0}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "quadfire_cpu_forward", [&] {
     const auto p = problem<scalar_t>(x, u0, table, settings[fwd::INNER], settings[fwd::PERIOD],
-                                     settings[fwd::QIF], settings[fwd::SOFT]);
+                                     settings[fwd::MODEL], settings[fwd::SOFT]);
     fused_forward<scalar_t>(p, x.data_ptr<scalar_t>(), spikes.data_ptr<scalar_t>(),
                             u_out.data_ptr<scalar_t>(), need_h ? h.data_ptr<scalar_t>() : nullptr);
   });
@@ -145,6 +150,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
   TORCH_CHECK(rows_mask >= 0 && rows_mask < (1 << GRAD_ROWS),
               "quadfire cpu kernel: gradient row mask must be in [0, ", 1 << GRAD_ROWS, "), got ",
               rows_mask);
+  const int64_t gs_layout = settings[bwd::GS_LAYOUT];
+  TORCH_CHECK(gs_layout >= 0 && gs_layout < GRAD_LAYOUTS, "quadfire cpu kernel: gradient layout "
+              "code must be in [0, ", int(GRAD_LAYOUTS), "), got ", gs_layout);
   const bool state_grad = settings[bwd::STATE_GRAD] != 0;
   TORCH_CHECK(!state_grad || u0.has_value(),
               "quadfire cpu kernel: a state gradient needs the state u0");
@@ -157,11 +165,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "quadfire_cpu_backward", [&] {
     using T = scalar_t;
     auto p = problem<T>(h, u0, table, settings[bwd::INNER], settings[bwd::PERIOD],
-                        settings[bwd::QIF], settings[bwd::SOFT]);
+                        settings[bwd::MODEL], settings[bwd::SOFT]);
     p.shape = static_cast<int>(shape);
+    p.gs_layout = static_cast<int>(gs_layout);
     p.vmin_tie = settings[bwd::VMIN_TIE] ? T(0.5) : T(0);
     p.rows_mask = static_cast<int>(rows_mask);
-    fused_backward<T>(p, ptr_or_null<T>(grad_spikes, h.sizes(), h.scalar_type(), "grad of spikes"),
+    const std::vector<int64_t> gs_sizes =
+        gs_layout == GS_DENSE ? h.sizes().vec()
+                              : (gs_layout == GS_ROW ? std::vector<int64_t>{M}
+                                                     : std::vector<int64_t>{1});
+    fused_backward<T>(p, ptr_or_null<T>(grad_spikes, gs_sizes, h.scalar_type(), "grad of spikes"),
                       ptr_or_null<T>(grad_state, {M}, h.scalar_type(), "grad of state"),
                       ptr_or_null<T>(grad_trace, h.sizes(), h.scalar_type(), "grad of trace"),
                       h.data_ptr<T>(), gx.data_ptr<T>(), state_grad ? gu0.data_ptr<T>() : nullptr,
