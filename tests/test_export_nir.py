@@ -28,13 +28,17 @@ def _spiking_fraction(model, x):
     return measure(model, [x])["firing_rate"]
 
 
-@pytest.mark.parametrize("neuron", ["lif", "if", "qif"])
+@pytest.mark.parametrize("neuron", ["lif", "if", "qif", "qif-exact", "qif-hybrid"])
 def test_convnet_round_trip_file_nirtorch_and_quadfire(neuron, tmp_path):
     model = _trained_convnet(neuron)
     x = torch.randn(6, 1, 8, 8, dtype=torch.float64) * 3
     assert _spiking_fraction(model, x) > 0.01  # the comparison must involve real spikes
     path = write_nir(model, tmp_path / "net.nir", (1, 8, 8))
     graph = nir.read(path)
+    if neuron.startswith("qif"):
+        disc = {"qif": "euler"}.get(neuron, neuron[4:])
+        assert {n.metadata["discretization"] for n in graph.nodes.values()
+                if isinstance(n, nir.LIF)} == {disc}
     expected = fold_tdbn(model)(x)
     frames = x.unsqueeze(0).expand(4, *x.shape)
     via_nirtorch = run_steps(load_nirtorch(graph, dtype=torch.float64), frames)

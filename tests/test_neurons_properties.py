@@ -1,4 +1,5 @@
-"""Property tests of the QIF dynamics (hypothesis) on the reference path, in float64."""
+"""Property tests of the QIF dynamics (hypothesis) on the reference path, in float64, for each
+discretization (Euler, exact flow, hybrid)."""
 import math
 
 import torch
@@ -11,11 +12,12 @@ from quadfire.neurons import QIF
 
 @st.composite
 def qif_params(draw, max_ad=1.98):
+    discretization = draw(st.sampled_from(["euler", "exact", "hybrid"]))
     u1 = draw(st.floats(-1.0, 1.0))
     d = draw(st.floats(0.05, 2.0))
-    ad = draw(st.floats(0.05, max_ad))
+    ad = draw(st.floats(0.05, min(max_ad, 1.0) if discretization == "hybrid" else max_ad))
     gap = draw(st.floats(0.05, 2.0))
-    return dict(a=ad / d, u1=u1, u2=u1 + d, v_th=u1 + d + gap)
+    return dict(a=ad / d, u1=u1, u2=u1 + d, v_th=u1 + d + gap, discretization=discretization)
 
 
 def simulate(p, x, state=None):
@@ -46,7 +48,9 @@ def test_null_input_critical_point_repels(p, eps):
 @settings(max_examples=25)
 @given(qif_params(), st.floats(-1.0, 0.99))
 def test_below_rheobase_never_fires(p, frac):
-    i_star = rheobase(p["a"], p["u1"], p["u2"])
+    i_star = QIF(**p).params().rheobase()
+    if p["discretization"] == "euler":
+        assert i_star == rheobase(p["a"], p["u1"], p["u2"])
     x = torch.full((1000, 1), frac * i_star, dtype=torch.float64)
     assert simulate(p, x).spikes.sum() == 0
 
@@ -54,7 +58,7 @@ def test_below_rheobase_never_fires(p, frac):
 @settings(max_examples=25)
 @given(qif_params(), st.floats(1.05, 50.0))
 def test_above_rheobase_fires(p, factor):
-    i_star = rheobase(p["a"], p["u1"], p["u2"])
+    i_star = QIF(**p).params().rheobase()
     # the bottleneck passage near the rheobase takes ~ pi / sqrt(a (I - I*)) steps
     steps = int(4 * math.pi / math.sqrt(p["a"] * (factor - 1) * i_star)) + 100
     x = torch.full((steps, 1), factor * i_star, dtype=torch.float64)
@@ -69,10 +73,11 @@ def test_inhibition_never_causes_a_spike(p, xs, reset):
 
 
 @given(st.integers(0, 2**31 - 1), st.sampled_from(["scalar", "channel"]),
-       st.sampled_from(["sgd", "adam"]), st.floats(0.1, 1e3))
-def test_learnable_parameters_stay_valid(seed, mode, opt_name, lr):
+       st.sampled_from(["sgd", "adam"]), st.floats(0.1, 1e3),
+       st.sampled_from(["euler", "exact", "hybrid"]))
+def test_learnable_parameters_stay_valid(seed, mode, opt_name, lr, discretization):
     torch.manual_seed(seed)
-    q = QIF(learnable=mode, channels=4)
+    q = QIF(learnable=mode, channels=4, discretization=discretization)
     opt = (torch.optim.SGD if opt_name == "sgd" else torch.optim.Adam)(q.parameters(), lr=lr)
     for _ in range(100):
         opt.zero_grad()
@@ -84,3 +89,7 @@ def test_learnable_parameters_stay_valid(seed, mode, opt_name, lr):
         for v in (a, u1, u2):
             assert torch.isfinite(v).all()
         assert (a > 0).all() and (u1 < u2).all() and (u2 < q.v_th).all() and (a * d < 2).all()
+        if discretization == "hybrid":
+            assert (a * d < 1).all()
+        p = q.params(3)
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in p.kernel_rows().values())

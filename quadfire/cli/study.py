@@ -41,6 +41,20 @@ def _compare(args) -> int:
                          report_only=args.report)
 
 
+def _variant(name: str) -> str:
+    """argparse type of --variants: a known variant or neuron, else one line naming them."""
+    import argparse
+
+    from ..errors import ConfigError
+    from ..train.variants import get_variant
+
+    try:
+        get_variant(name)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return name
+
+
 def add_commands(sub) -> None:
     from ..train.variants import STUDY, VARIANTS
 
@@ -51,9 +65,10 @@ def add_commands(sub) -> None:
                            "reused, interrupted ones resumed.")
         p.add_argument("recipe", help="a setting (e.g. digits) or either twin's name/path")
         if name == "study":
-            p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+            p.add_argument("--variants", nargs="+", type=_variant, metavar="VARIANT",
                            help=f"neuron variants (default: {' '.join(STUDY)}); one of "
-                                f"{', '.join(VARIANTS)}")
+                                f"{', '.join(VARIANTS)}, or any neuron name or import path "
+                                f"'package.module:Class' (that neuron with its defaults)")
         p.add_argument("--seeds", type=int_in(0, 2**32 - 1), nargs="+", default=[0, 1, 2])
         common_options(p)
         overwrite_option(p)

@@ -321,6 +321,11 @@ def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
         raise ParameterError(
             f"QIF needs a*(u2 - u1) < 2 for a stable rest (period doubling at 2); "
             f"got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
+    if discretization == "hybrid" and not a * (u2 - u1) <= 1:
+        raise ParameterError(
+            f"hybrid QIF needs a*(u2 - u1) <= 1: below rest it is the LIF of leak k = a*(u2 - "
+            f"u1), which overshoots rest for k > 1 (strong inhibition would then cause a "
+            f"spike); got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
     if discretization == "exact" and not math.isfinite(math.exp(a * (u2 - u1))):
         raise ParameterError(f"exact QIF needs exp(a*(u2 - u1)) to be finite; got {given}")
     if not v_reset < v_th:

@@ -61,7 +61,7 @@ class QIF(MultiStepNeuron):
         sigma: tdBN input scale for the "noise" rule (default v_th).
         learnable: False, "scalar" or "channel" (then `channels` is required): a, u1, u2 are
             trained through a reparameterization that keeps a > 0, u1 < u2 < v_th and
-            a (u2 - u1) < 2 after any optimizer step; v_th stays fixed (tdBN scales to it).
+            a (u2 - u1) < 2 (hybrid: < 1) after any optimizer step; v_th stays fixed (tdBN scales to it).
             The initial values are represented exactly; the margins that keep them inside
             their intervals in float32 are _EPS, or half the distance to an edge when the
             initial value lies closer.
@@ -94,15 +94,19 @@ class QIF(MultiStepNeuron):
     def _init_learnable(self, a: float, u1: float, u2: float, v_th: float, shape) -> None:
         """Raw parameters that `values` maps back to (a, u1, u2), with the margins (module
         constants) chosen so the initial values lie inside them."""
+        # the hybrid map's leak below rest, a d, must stay <= 1; the others need a d < 2 (the
+        # exact flow needs no bound, but keeps the Euler map's so that variants compare alike)
+        self._ad_max = 1.0 if self.discretization == "hybrid" else 2.0
         gap, d = v_th - u1, u2 - u1
-        ratio, half_ad = d / gap, a * d / 2
+        ratio, half_ad = d / gap, a * d / self._ad_max
         self._gap_margin = min(_EPS, gap / 2)
         self._d_margins, self._a_margins = _margins(ratio), _margins(half_ad)
         if min(self._d_margins[1], self._a_margins[1]) < _MIN_MARGIN:
             raise ParameterError(
                 f"learnable QIF needs u2 - u1 < {1 - 2 * _MIN_MARGIN:g} (v_th - u1) and "
-                f"a*(u2 - u1) < {2 - 4 * _MIN_MARGIN:g}, so that float32 keeps them inside their "
-                f"limits; got u2={u2!r}, v_th={v_th!r}, a*(u2 - u1)={2 * half_ad:g} (use "
+                f"a*(u2 - u1) < {self._ad_max * (1 - 2 * _MIN_MARGIN):g}, so that float32 keeps "
+                f"them inside their limits; got u2={u2!r}, v_th={v_th!r}, "
+                f"a*(u2 - u1)={self._ad_max * half_ad:g} (use "
                 f"learnable=False for parameters this close to a limit)")
         init = {"raw_gap": _inv_softplus(gap - self._gap_margin),
                 "raw_d": _unsquash(ratio, *self._d_margins),
@@ -124,7 +128,7 @@ class QIF(MultiStepNeuron):
         gap = self._gap_margin + F.softplus(self.raw_gap)
         u1 = self.v_th - gap
         u2 = u1 + _squash(self.raw_d, *self._d_margins) * gap
-        a = (2 / (u2 - u1)) * _squash(self.raw_a, *self._a_margins)
+        a = (self._ad_max / (u2 - u1)) * _squash(self.raw_a, *self._a_margins)
         return a, u1, u2
 
     def params(self, ndim_step: int = 2):

@@ -13,10 +13,12 @@ between `lif-matched` and `lif-tau2` is the leak's.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
+from ..neurons import NEURONS, resolve_neuron
 
 # The LIF-family surrogate of the TET/tdBN code: a triangle of width 1.
 LIF_WINDOW = {"surrogate": "triangle", "surrogate_width": 1.0}
@@ -35,6 +37,14 @@ class Variant:
 
 def _qif(**changes) -> Callable:
     return lambda q, lif: ("qif", {**q, **changes})
+
+
+def _discretized(name: str) -> Callable:
+    """The QIF twin's parameters under another discretization (neuron `name`): band window,
+    and no floor argument, so each map gets its own default (none for exact and hybrid)."""
+    return lambda q, lif: (name, {**{k: v for k, v in q.items()
+                                     if k not in ("discretization", "v_min")},
+                                  "surrogate": "band"})
 
 
 def _lif_matched(q: dict, lif) -> tuple[str, dict]:
@@ -56,6 +66,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("qif-noise", "QIF, window rule noise (sigma = v_th)", _qif(surrogate="noise")),
     Variant("qif-learnable", "QIF, band, a/u1/u2 learned per channel",
             _qif(surrogate="band", learnable="channel")),
+    Variant("qif-exact", "QIF, exact null-input flow per step (no floor), band",
+            _discretized("qif-exact")),
+    Variant("qif-hybrid", "QIF above rest, the matched LIF below (no floor), band",
+            _discretized("qif-hybrid")),
     Variant("lif-tau2", "LIF tau = 2, triangle width 1 (the TET/tdBN baseline)",
             lambda q, lif: ("lif", {"tau": 2.0, "v_th": q.get("v_th", 1.0), **LIF_WINDOW}),
             twin="lif"),
@@ -72,6 +86,17 @@ STUDY = ("qif-band", "qif-band-below", "qif-noise", "qif-learnable", "lif-tau2",
 
 
 def get_variant(name: str) -> Variant:
-    if name not in VARIANTS:
-        raise ConfigError(f"unknown study variant {name!r}; expected one of {list(VARIANTS)}")
-    return VARIANTS[name]
+    """A named variant, or any neuron name (`quadfire.neurons.NEURONS`, `register_neuron`) or
+    import path "module:Class": that neuron with its defaults and the QIF twin's v_th (when it
+    takes one), reported against the QIF twin."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    try:
+        cls, preset = resolve_neuron(name)
+    except ConfigError:
+        raise ConfigError(f"unknown study variant {name!r}; expected one of {list(VARIANTS)}, "
+                          f"a neuron name {sorted(NEURONS)} or an import path "
+                          f"'package.module:Class'") from None
+    takes_vth = "v_th" in inspect.signature(cls.__init__).parameters and "v_th" not in preset
+    return Variant(name, f"the neuron {name} with its defaults",
+                   lambda q, lif: (name, {"v_th": q.get("v_th", 1.0)} if takes_vth else {}))
