@@ -8,7 +8,8 @@ import pytest
 from quadfire.bench import neurons as bench
 
 
-@pytest.mark.parametrize("row", ["copy", "quadfire-reference", "quadfire-fused"])
+@pytest.mark.parametrize("row", ["copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-exact",
+                                 "quadfire-fused-sum"])
 def test_worker_times_and_measures_a_row(row):
     r = bench.worker(row, steps=3, neurons=5000, repeats=2, device="cpu", budget=5.0)
     assert r["row"] == row and r["runs"] == 2 and r["time_s"] > 0

@@ -1,7 +1,9 @@
 """`quadfire bench neurons`: forward+backward time and peak memory of one spiking layer.
 
 Each row runs a multi-step layer of about 4M neurons (float32, time-major [T, M]) forward and
-backward for T in {4, 8, 32}: quadfire's reference loop and fused kernels, SpikingJelly 2.0
+backward for T in {4, 8, 32}: quadfire's reference loop and fused kernels (QIF in the Euler,
+exact-flow and hybrid discretizations, LIF, and the Euler QIF under a ``spikes.sum()`` loss,
+whose broadcast gradient must cost no more than a dense one), SpikingJelly 2.0
 QIFNode and LIFNode (multi-step, the library's own default dispatch on that device),
 snnTorch Leaky (stepped in a Python loop, its API) and Norse LIF, plus a bandwidth yardstick:
 copies (`copy_` into preallocated buffers) of the bytes the fused kernels must move, 3 [T, M]
@@ -28,11 +30,15 @@ import time
 
 from .args import Parser, float_in, int_in, output_file_in_folder
 
-ROWS = ("copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-lif", "sj-qif", "sj-lif",
+ROWS = ("copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-exact",
+        "quadfire-fused-hybrid", "quadfire-fused-lif", "quadfire-fused-sum", "sj-qif", "sj-lif",
         "snntorch-leaky", "norse-lif")
 LABELS = {
     "copy": "tensor copy (same bytes)", "quadfire-reference": "quadfire QIF reference",
-    "quadfire-fused": "quadfire QIF fused", "quadfire-fused-lif": "quadfire LIF fused",
+    "quadfire-fused": "quadfire QIF fused", "quadfire-fused-exact": "quadfire exact QIF fused",
+    "quadfire-fused-hybrid": "quadfire hybrid QIF fused",
+    "quadfire-fused-lif": "quadfire LIF fused",
+    "quadfire-fused-sum": "quadfire QIF fused, loss spikes.sum()",
     "sj-qif": "SpikingJelly QIFNode", "sj-lif": "SpikingJelly LIFNode",
     "snntorch-leaky": "snnTorch Leaky", "norse-lif": "Norse LIF",
 }
@@ -47,7 +53,8 @@ def _layer(row: str, device: str):
     if row.startswith("quadfire"):
         from quadfire.neurons import LIF, QIF
 
-        neuron = LIF() if row.endswith("lif") else QIF()
+        disc = {"quadfire-fused-exact": "exact", "quadfire-fused-hybrid": "hybrid"}.get(row, "euler")
+        neuron = LIF() if row.endswith("lif") else QIF(discretization=disc)
         neuron.backend = "reference" if row == "quadfire-reference" else None
         return neuron
     if row.startswith("sj"):
@@ -144,7 +151,8 @@ def worker(row: str, steps: int, neurons: int, repeats: int, device: str, budget
         def once(x=x, grad=grad):
             x.grad = None
             out = layer(x)
-            out.backward(grad)
+            # the -sum row: the loss most quick scripts use, whose gradient is one broadcast 1
+            out.sum().backward() if row.endswith("-sum") else out.backward(grad)
             return out
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     # warm-up (lazy builds, kernel compiles): at full size on CUDA, where it is cheap, on a
@@ -215,7 +223,8 @@ def table(results: list[dict], neurons: int) -> str:
                 lines.append(f"| {steps} | {LABELS[r['row']]} | {r['error']} | | | |")
                 continue
             ratio = f"{r['time_s'] / fused['time_s']:.2f}" if fused else "-"
-            bw = f"{moved / r['time_s'] / 1e9:.2f}" if r["row"] in ("copy", "quadfire-fused") else ""
+            bw = f"{moved / r['time_s'] / 1e9:.2f}" if r["row"] == "copy" or \
+                r["row"].startswith("quadfire-fused") else ""
             peak = r["peak_bytes"] / 2**20
             lines.append(f"| {steps} | {LABELS[r['row']]} | {r['time_s'] * 1e3:.1f} | {ratio} | "
                          f"{peak:.0f} | {bw} |")

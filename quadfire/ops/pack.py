@@ -86,7 +86,7 @@ def rows_of(p: NeuronParams) -> list:
 
 
 def triton_rows() -> dict[str, int]:
-    """Row indices as the Triton kernels' constexprs: {"R_A": 0, "R_U1": 1, ...}."""
+    """Row indices as the Triton kernels' constexprs: {"R_C0": 0, "R_C1": 1, ...}."""
     return {f"R_{name.upper()}": i for i, name in enumerate(ROWS)}
 
 

@@ -78,7 +78,7 @@ def _charge_grad(gh, u, c0, c1, c2, c3, MODEL: tl.constexpr):
         ok = den > 0.0
         q = 1.0 / tl.where(ok, den, 1.0)
         gxx = tl.where(ok, gh * q, 0.0)
-        gden = tl.where(ok, -(gh * xx) * (q * q), 0.0)
+        gden = tl.where(ok, -(gh * ((xx * q) * q)), 0.0)  # autograd's order (neuron.h)
         gu = gxx + gden * c2
         g0 = gden
         g1 = tl.where(ok, gh, 0.0) - gu

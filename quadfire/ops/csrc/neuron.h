@@ -94,8 +94,10 @@ struct Charge<T, QIF_EXACT> {
     const T den = E + c * xx;
     const bool ok = den > T(0);
     const T q = T(1) / (ok ? den : T(1));
+    // autograd's order, -gh * ((x / den) / den): never forms gh * x, which overflows for the
+    // huge |x| a -inf input leaves (x = -max) where the quotient is small
     const T gxx = ok ? gh * q : T(0);                   // dL/dx through x/den
-    const T gden = ok ? -(gh * xx) * (q * q) : T(0);    // dL/dden
+    const T gden = ok ? -(gh * ((xx * q) * q)) : T(0);  // dL/dden
     const T gu = gxx + gden * c;
     return {gu, gden, (ok ? gh : T(0)) - gu, gden * xx, T(0)};
   }
