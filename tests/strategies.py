@@ -36,9 +36,11 @@ def qif_neurons(draw, channels: int | None, discretizations=DISCRETIZATIONS):
     d = draw(st.floats(0.1, 0.9))
     u2 = u1 + d
     v_th = u2 + draw(st.floats(0.1, 0.8))
-    a = draw(st.floats(0.05, 1.0 if discretization == "hybrid" else 1.9)) / d
+    a = draw(st.floats(0.05, 1.9)) / d
     floor = draw(st.sampled_from(["vertex", None, "float"]))
-    v_min = draw(st.floats(u1 - 1 / a, u1)) if floor == "float" else floor
+    lowest = {"euler": u1 - 1 / a, "exact": u1 - 5.0,
+              "hybrid": u1 - (d / (a * d - 1) if a * d > 1 else 5.0)}[discretization]
+    v_min = draw(st.floats(lowest, u1)) if floor == "float" else floor
     reset = draw(st.sampled_from(["hard", "soft"]))
     v_reset = draw(st.one_of(st.none(), st.floats(max(u1 - 0.3, u1 - 1 / a), u1 + 0.15)))
     learnable = draw(st.sampled_from([False, "scalar"] + (["channel"] if channels else [])))

@@ -99,8 +99,23 @@ def test_hybrid_is_continuous_with_a_continuous_slope_at_rest_and_the_matched_li
     assert torch.allclose(s, torch.full_like(s, 1 - 0.4 * 1.0))
     u = torch.linspace(-50, p.u1 - 1e-3, 100, dtype=torch.float64)
     assert torch.equal(p.charge(torch.zeros_like(u), u), u - p.k * (u - p.u1))
-    with pytest.raises(ParameterError, match=r"a\*\(u2 - u1\) <= 1"):
-        QIF(a=3.0, u1=0.0, u2=0.5, discretization="hybrid")
+
+
+def test_hybrid_oscillates_about_rest_for_ad_above_one_and_its_floor_keeps_inhibition_safe():
+    """1 < a d < 2: the leak below rest overshoots (slope 1 - a d < 0), a damped oscillation
+    the Euler map's floor at u1 forbids; the floor u1 - d/(a d - 1) keeps every overshoot at
+    or below u2."""
+    n = QIF(a=3.0, u1=0.0, u2=0.5, discretization="hybrid")
+    assert n.params().floor() == pytest.approx(-1.0)
+    h = n.run(torch.zeros(12, 1, dtype=torch.float64),
+              state=torch.tensor([-0.6], dtype=torch.float64), trace=True).trace.flatten()
+    signs = torch.sign(h[1:])
+    assert (signs[1:] * signs[:-1] < 0).all() and h[1:].abs().diff().le(0).all()
+    x = -torch.rand(50, 200, dtype=torch.float64) * 10.0 ** torch.randint(-2, 6, (50, 200))
+    assert n.run(x, state=torch.full((200,), -50.0, dtype=torch.float64)).spikes.sum() == 0
+    with pytest.raises(ParameterError, match=r"below u1 - d/\(a d - 1\)"):
+        QIF(a=3.0, u1=0.0, u2=0.5, discretization="hybrid", v_min=-1.5)
+    assert QIF(discretization="hybrid").params().floor() is None  # a d <= 1: no floor
 
 
 @settings(max_examples=30, deadline=None)

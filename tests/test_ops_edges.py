@@ -170,11 +170,11 @@ def test_extreme_values_anywhere(neuron, steps, n, seed, value):
        st.sampled_from(["euler", "exact", "hybrid"]))
 def test_inhibition_never_spikes_from_any_given_state(ad, steps, seed, floor, learnable, disc):
     """A given state below v_min is floored before the first step, so inputs <= 0 never make a
-    spike, whatever the state; its gradient follows torch.clamp's rule. The exact and hybrid
-    maps (no floor by default) need none: they increase everywhere below rest."""
-    ad = min(ad, 0.95) if disc == "hybrid" else ad
+    spike, whatever the state; its gradient follows torch.clamp's rule. The exact map needs no
+    floor (it increases everywhere), the hybrid one only for a d > 1 (docs/neuron.md)."""
     a = ad / 0.5
-    v_min = -0.5 / a if floor == "float" else "vertex"
+    lowest = {"euler": -1 / a, "exact": -5.0, "hybrid": -0.5 / (ad - 1) if ad > 1 else -5.0}
+    v_min = lowest[disc] / 2 if floor == "float" else "vertex"
     neuron = QIF(a=a, u1=0.0, u2=0.5, v_min=v_min, learnable="scalar" if learnable else False,
                  discretization=disc)
     gen = torch.Generator().manual_seed(seed)

@@ -8,7 +8,7 @@ Equations: docs/neuron.md; windows: docs/surrogate-window.md.
 from .checks import check_channels, check_state, check_time_major
 from .output import NeuronOutput
 from .params import (DISCRETIZATIONS, LIFParams, QIFExactParams, QIFHybridParams, QIFParams,
-                     qif_default_floor, qif_vertex, validate_lif, validate_qif)
+                     hybrid_floor, qif_default_floor, qif_vertex, validate_lif, validate_qif)
 from .protocol import CHARGE_ROWS, KERNEL_MODELS, NeuronParams, Ops
 from .steps import (fire_reset, lif_charge, lif_step, neuron_step, qif_charge, qif_slope, qif_step,
                     rest_potential)
@@ -19,5 +19,5 @@ __all__ = ["NeuronOutput", "NeuronParams", "Ops", "KERNEL_MODELS", "CHARGE_ROWS"
            "QIFExactParams", "QIFHybridParams", "DISCRETIZATIONS", "LIFParams", "Window",
            "QIF_RULES", "SHAPES", "neuron_step", "qif_step", "lif_step", "qif_charge",
            "lif_charge", "qif_slope", "fire_reset", "rest_potential", "spike", "qif_window",
-           "parse_surrogate", "qif_vertex", "qif_default_floor", "validate_qif", "validate_lif",
+           "parse_surrogate", "qif_vertex", "qif_default_floor", "hybrid_floor", "validate_qif", "validate_lif",
            "check_time_major", "check_channels", "check_state"]

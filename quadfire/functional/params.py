@@ -167,7 +167,9 @@ class QIFHybridParams(_QIFFamily):
         H[t] = U + a (U - u1)(U - u2) + X[t]     for U = U[t-1] >= u1
         H[t] = U - k (U - u1) + X[t]             for U < u1,  k = a (u2 - u1)
 
-    Continuous with a continuous slope (1 - a d) at u1, no floor. Fields as `QIFParams`.
+    Continuous with a continuous slope (1 - a d) at u1. No floor for a d <= 1; for
+    1 < a d < 2 the leak overshoots rest (a damped oscillation) and `hybrid_floor` keeps
+    inhibition from causing a spike. Fields as `QIFParams`.
     """
 
     a: Scalar = 0.25
@@ -289,6 +291,20 @@ def qif_default_floor(a: Scalar, u1: Scalar, u2: Scalar) -> Scalar:
     return min(v, u1)
 
 
+def hybrid_floor(a: Scalar, u1: Scalar, u2: Scalar) -> Scalar | None:
+    """The hybrid map's default floor: none while a d <= 1 (the leak below rest is monotone);
+    u1 - d/(a d - 1) for 1 < a d < 2, where the leak overshoots rest (slope 1 - a d < 0, the
+    damped oscillation): from any U at or above it the overshoot lands at most on u2, so
+    inhibition still never causes a spike (docs/neuron.md, section 7). Tensors give -inf where
+    a d <= 1."""
+    d = u2 - u1
+    ad = a * d
+    if isinstance(ad, torch.Tensor):
+        safe = torch.where(ad > 1, ad - 1, torch.ones_like(ad))
+        return torch.where(ad > 1, u1 - d / safe, torch.full_like(ad, -math.inf))
+    return None if ad <= 1 else u1 - d / (ad - 1)
+
+
 def _fmt(**kw) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kw.items())
 
@@ -300,8 +316,9 @@ def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
                  v_min: float | str | None, discretization: str = "euler") -> float | None:
     """Raise ParameterError naming the first violated condition (docs/neuron.md, section 1).
 
-    Returns the resolved floor: `v_min="vertex"` becomes `qif_default_floor` for the Euler map
-    and None (no floor) for the exact and hybrid ones, whose maps increase everywhere."""
+    Returns the resolved floor: `v_min="vertex"` becomes `qif_default_floor` for the Euler map,
+    None (no floor) for the exact one, which increases everywhere, and `hybrid_floor` for the
+    hybrid one (None while a d <= 1)."""
     if discretization not in DISCRETIZATIONS:
         raise ParameterError(f"QIF discretization must be one of {sorted(DISCRETIZATIONS)}, "
                              f"got {discretization!r}")
@@ -321,25 +338,25 @@ def validate_qif(a: float, u1: float, u2: float, v_th: float, v_reset: float,
         raise ParameterError(
             f"QIF needs a*(u2 - u1) < 2 for a stable rest (period doubling at 2); "
             f"got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
-    if discretization == "hybrid" and not a * (u2 - u1) <= 1:
-        raise ParameterError(
-            f"hybrid QIF needs a*(u2 - u1) <= 1: below rest it is the LIF of leak k = a*(u2 - "
-            f"u1), which overshoots rest for k > 1 (strong inhibition would then cause a "
-            f"spike); got a*(u2 - u1) = {a * (u2 - u1):g} with {given}")
     if discretization == "exact" and not math.isfinite(math.exp(a * (u2 - u1))):
         raise ParameterError(f"exact QIF needs exp(a*(u2 - u1)) to be finite; got {given}")
     if not v_reset < v_th:
         raise ParameterError(f"QIF needs v_reset < v_th; got v_reset={v_reset!r}, v_th={v_th!r}")
+    floors = {"euler": qif_default_floor, "exact": lambda a, u1, u2: None,
+              "hybrid": hybrid_floor}
     if v_min == "vertex":
-        return qif_default_floor(a, u1, u2) if discretization == "euler" else None
+        return floors[discretization](a, u1, u2)
     if v_min is not None:
         if isinstance(v_min, bool) or not isinstance(v_min, (int, float)) or v_min != v_min:
             raise ParameterError(f"v_min must be 'vertex', a float or None, got {v_min!r}")
-        lo = u1 - 1 / a if discretization == "euler" else -math.inf
+        lo = {"euler": u1 - 1 / a, "exact": -math.inf,
+              "hybrid": -math.inf if a * (u2 - u1) <= 1 else hybrid_floor(a, u1, u2)}[discretization]
         if not (lo <= v_min <= u1):
-            why = ("below u1 - 1/a the map throws the potential above u2, so inhibition could "
-                   "cause a spike" if discretization == "euler" else "a floor above rest would "
-                   "move the resting neuron")
+            why = {"euler": "below u1 - 1/a the map throws the potential above u2, so "
+                            "inhibition could cause a spike",
+                   "exact": "a floor above rest would move the resting neuron",
+                   "hybrid": "below u1 - d/(a d - 1) the overshooting leak throws the potential "
+                             "above u2, so inhibition could cause a spike"}[discretization]
             raise ParameterError(
                 f"QIF ({discretization}) needs {lo:g} <= v_min <= u1 ({why}); got "
                 f"v_min={v_min!r} for {given}")

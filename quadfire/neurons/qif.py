@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..functional import (DISCRETIZATIONS, parse_surrogate, qif_default_floor, qif_window,
-                          validate_qif)
+from ..functional import (DISCRETIZATIONS, hybrid_floor, parse_surrogate, qif_default_floor,
+                          qif_window, validate_qif)
 from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
 
 # Keeps the reparameterized values strictly inside their intervals in float32, where a
@@ -53,15 +53,16 @@ class QIF(MultiStepNeuron):
         a, u1, u2, v_th: the map's curvature, rest, critical potential and threshold.
         reset: "hard" (to v_reset) or "soft" (subtract v_th).
         v_reset: hard-reset value; None means u1 (and follows u1 when learnable).
-        v_min: lower bound on U: "vertex" (default: `qif_default_floor` for the Euler map, no
-            floor for the exact and hybrid maps, which increase everywhere), a float in
-            [u1 - 1/a, u1] (Euler) or <= u1 (exact, hybrid), or None for no bound.
+        v_min: lower bound on U: "vertex" (default: `qif_default_floor` for the Euler map, none
+            for the exact one, which increases everywhere, `hybrid_floor` for the hybrid one:
+            none while a d <= 1), a float in [u1 - 1/a, u1] (Euler), <= u1 (exact) or in
+            [hybrid_floor, u1] (hybrid), or None for no bound.
         surrogate: a window rule ("band", "band-below", "noise"), a shape ("rect", "triangle",
             "sigmoid", "atan") used with `surrogate_width`, or a `Window`.
         sigma: tdBN input scale for the "noise" rule (default v_th).
         learnable: False, "scalar" or "channel" (then `channels` is required): a, u1, u2 are
             trained through a reparameterization that keeps a > 0, u1 < u2 < v_th and
-            a (u2 - u1) < 2 (hybrid: < 1) after any optimizer step; v_th stays fixed (tdBN scales to it).
+            a (u2 - u1) < 2 after any optimizer step; v_th stays fixed (tdBN scales to it).
             The initial values are represented exactly; the margins that keep them inside
             their intervals in float32 are _EPS, or half the distance to an edge when the
             initial value lies closer.
@@ -94,9 +95,9 @@ class QIF(MultiStepNeuron):
     def _init_learnable(self, a: float, u1: float, u2: float, v_th: float, shape) -> None:
         """Raw parameters that `values` maps back to (a, u1, u2), with the margins (module
         constants) chosen so the initial values lie inside them."""
-        # the hybrid map's leak below rest, a d, must stay <= 1; the others need a d < 2 (the
-        # exact flow needs no bound, but keeps the Euler map's so that variants compare alike)
-        self._ad_max = 1.0 if self.discretization == "hybrid" else 2.0
+        # a d < 2: a stable rest for the Euler and hybrid maps; the exact flow needs no bound,
+        # but keeps theirs so that variants are compared over the same range
+        self._ad_max = 2.0
         gap, d = v_th - u1, u2 - u1
         ratio, half_ad = d / gap, a * d / self._ad_max
         self._gap_margin = min(_EPS, gap / 2)
@@ -141,7 +142,8 @@ class QIF(MultiStepNeuron):
                                                  discretization=self.discretization)
         v_reset = u1 if self.v_reset_given is None else self.v_reset_given
         if self.v_min_mode == "vertex":
-            v_min = qif_default_floor(a, u1, u2) if self.discretization == "euler" else None
+            v_min = {"euler": qif_default_floor, "exact": lambda *_: None,
+                     "hybrid": hybrid_floor}[self.discretization](a, u1, u2)
             v_min = v_min.detach() if isinstance(v_min, torch.Tensor) else v_min
         else:
             v_min = self.v_min_mode
