@@ -49,7 +49,7 @@ def qif_neurons(draw, channels: int | None, discretizations=DISCRETIZATIONS):
     return QIF(a=a, u1=u1, u2=u2, v_th=v_th, reset=reset, v_reset=v_reset, v_min=v_min,
                surrogate=surrogate, surrogate_width=width, sigma=draw(st.floats(0.3, 1.5)),
                learnable=learnable, channels=channels if learnable == "channel" else None,
-               discretization=discretization)
+               discretization=discretization, detach_reset=draw(st.booleans()))
 
 
 @st.composite
@@ -57,7 +57,7 @@ def lif_neurons(draw, channels: int | None):
     kind = draw(st.sampled_from(["lif", "plif", "if"]))
     kw = dict(v_th=draw(st.floats(0.5, 1.5)), reset=draw(st.sampled_from(["hard", "soft"])),
               v_reset=draw(st.floats(-0.3, 0.2)), surrogate=draw(st.sampled_from(SHAPES)),
-              surrogate_width=draw(st.floats(0.3, 2.0)))
+              surrogate_width=draw(st.floats(0.3, 2.0)), detach_reset=draw(st.booleans()))
     if kind == "if":
         return IF(**kw)
     tau = draw(st.floats(1.1, 8.0))

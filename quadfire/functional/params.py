@@ -75,6 +75,7 @@ class QIFParams(_QIFFamily):
     v_min: Scalar | None = -1.75
     soft: bool = False
     window: Window = Window("rect", 1.0)
+    detach_reset: bool = False
 
     model = "qif"
 
@@ -115,6 +116,7 @@ class QIFExactParams(_QIFFamily):
     v_min: Scalar | None = None
     soft: bool = False
     window: Window = Window("rect", 1.0)
+    detach_reset: bool = False
 
     model = "qif-exact"
 
@@ -180,6 +182,7 @@ class QIFHybridParams(_QIFFamily):
     v_min: Scalar | None = None
     soft: bool = False
     window: Window = Window("rect", 1.0)
+    detach_reset: bool = False
 
     model = "qif-hybrid"
 
@@ -225,6 +228,7 @@ class LIFParams(NeuronParams):
     v_reset: Scalar = 0.0
     soft: bool = False
     window: Window = Window("triangle", 1.0)
+    detach_reset: bool = False
 
     model = "lif"
     kind = "LIF"

@@ -43,10 +43,11 @@ class NeuronParams:
     """Base of every neuron model's frozen parameter dataclass.
 
     Every model has the fields ``v_th``, ``v_reset``, ``soft`` and ``window`` (the surrogate of
-    dS/dH), which `fire_reset` reads. Values are Python floats or tensors broadcastable
+    dS/dH), which `fire_reset` reads, and may have ``detach_reset`` (default False). Values are Python floats or tensors broadcastable
     against one time step ``[N, ...]`` (learnable parameters).
     """
 
+    detach_reset = False  # a field of the built-in models; see `fire_reset`
     model: ClassVar[str | None] = None  # name in KERNEL_MODELS; None: reference backend only
     kind: ClassVar[str] = "neuron"      # family name in reports and messages ("QIF", "LIF")
     state_vars: ClassVar[int] = 1       # tensors in the state; > 1: a tuple of them

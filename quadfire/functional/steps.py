@@ -9,7 +9,10 @@ Each model's charge H[t] = charge(X[t], U[t-1]) is written once, in its paramete
     U[t] = max(U[t], v_min)                                      floor (when the model has one)
 
 The backward pass of S uses the params' surrogate window (`quadfire.functional.surrogate`);
-the gradient flows through the reset too (no detach), so dU/dH = (1 - S) + (v_reset - H) g.
+by default the gradient flows through the reset too, so dU/dH = (1 - S) + (v_reset - H) g
+(soft: 1 - v_th g). With ``detach_reset`` the reset uses S's value but not its gradient,
+dU/dH = 1 - S (soft: 1): the through-time factor no longer carries the surrogate across a
+spike, which bounds QIF's gradient growth with T (docs/neuron.md, "Gradients through time").
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def fire_reset(h: torch.Tensor, p) -> tuple[torch.Tensor, torch.Tensor]:
     # H = +-max is finite; the clamp branch only decides +-inf and NaN
     hc = torch.where(h.abs() <= big, h, h.clamp(-big, big))
     s = spike(hc - p.v_th, p.window)
-    u = hc - p.v_th * s if p.soft else hc * (1 - s) + p.v_reset * s
+    sr = s.detach() if p.detach_reset else s  # the spike as the reset sees it
+    u = hc - p.v_th * sr if p.soft else hc * (1 - sr) + p.v_reset * sr
     v_min = p.floor()
     if v_min is not None:
         # The floor keeps U on the increasing branch of the Euler QIF map: below u1 - 1/a it

@@ -93,6 +93,13 @@ def reset_kind(reset: str) -> bool:
     return reset == "soft"
 
 
+def check_flag(name: str, value) -> bool:
+    """A boolean option, or a ParameterError naming it (a YAML 'no' is False, "false" is not)."""
+    if not isinstance(value, bool):
+        raise ParameterError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def check_learnable(learnable, channels: int | None) -> str | None:
     """Normalise the `learnable` option (False / "scalar" / "channel")."""
     if learnable in (False, None):

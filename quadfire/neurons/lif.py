@@ -8,7 +8,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from ..functional import QIF_RULES, LIFParams, parse_surrogate, validate_lif
-from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
+from .base import MultiStepNeuron, check_flag, check_learnable, per_channel, reset_kind
 
 
 def _fixed_window(surrogate, width):
@@ -24,8 +24,9 @@ class LIF(MultiStepNeuron):
 
     def __init__(self, tau: float = 2.0, v_th: float = 1.0, reset: str = "hard",
                  v_reset: float = 0.0, v_rest: float = 0.0, surrogate="triangle",
-                 surrogate_width: float = 1.0):
+                 surrogate_width: float = 1.0, detach_reset: bool = False):
         super().__init__()
+        self.detach_reset = check_flag("detach_reset", detach_reset)
         validate_lif(tau, v_th, v_reset, v_rest)
         self.tau, self.v_th, self.v_reset, self.v_rest = float(tau), float(v_th), float(v_reset), float(v_rest)
         self.soft = reset_kind(reset)
@@ -36,7 +37,7 @@ class LIF(MultiStepNeuron):
 
     def params(self, ndim_step: int = 2) -> LIFParams:
         return LIFParams(self.leak(ndim_step), self.v_rest, self.v_th, self.v_reset, self.soft,
-                         self.window)
+                         self.window, self.detach_reset)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, v_th={self.v_th}, soft={self.soft}, window={self.window}"
@@ -66,8 +67,8 @@ class IF(LIF):
     """Integrate-and-fire: no leak (H = U + X)."""
 
     def __init__(self, v_th: float = 1.0, reset: str = "hard", v_reset: float = 0.0,
-                 surrogate="triangle", surrogate_width: float = 1.0):
-        super().__init__(1.0, v_th, reset, v_reset, 0.0, surrogate, surrogate_width)
+                 surrogate="triangle", surrogate_width: float = 1.0, detach_reset: bool = False):
+        super().__init__(1.0, v_th, reset, v_reset, 0.0, surrogate, surrogate_width, detach_reset)
 
     def leak(self, ndim_step: int):
         return 0.0

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import ParameterError
 from ..functional import (DISCRETIZATIONS, hybrid_floor, parse_surrogate, qif_default_floor,
                           qif_window, validate_qif)
-from .base import MultiStepNeuron, check_learnable, per_channel, reset_kind
+from .base import MultiStepNeuron, check_flag, check_learnable, per_channel, reset_kind
 
 # Keeps the reparameterized values strictly inside their intervals in float32, where a
 # sigmoid saturates to exactly 1 for arguments above ~17. A parameter set closer than _EPS to
@@ -60,6 +60,8 @@ class QIF(MultiStepNeuron):
         surrogate: a window rule ("band", "band-below", "noise"), a shape ("rect", "triangle",
             "sigmoid", "atan") used with `surrogate_width`, or a `Window`.
         sigma: tdBN input scale for the "noise" rule (default v_th).
+        detach_reset: no gradient through the reset's spike (dU/dH = 1 - S): bounds the
+            gradient's growth with T (docs/neuron.md, "Gradients through time").
         learnable: False, "scalar" or "channel" (then `channels` is required): a, u1, u2 are
             trained through a reparameterization that keeps a > 0, u1 < u2 < v_th and
             a (u2 - u1) < 2 after any optimizer step; v_th stays fixed (tdBN scales to it).
@@ -71,8 +73,10 @@ class QIF(MultiStepNeuron):
     def __init__(self, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
                  reset: str = "hard", v_reset: float | None = None, v_min="vertex",
                  surrogate="band", surrogate_width: float = 1.0, sigma: float | None = None,
-                 learnable=False, channels: int | None = None, discretization: str = "euler"):
+                 learnable=False, channels: int | None = None, discretization: str = "euler",
+                 detach_reset: bool = False):
         super().__init__()
+        self.detach_reset = check_flag("detach_reset", detach_reset)
         self.soft = reset_kind(reset)
         self.learnable = check_learnable(learnable, channels)
         self.channels = channels if self.learnable == "channel" else None
@@ -148,7 +152,7 @@ class QIF(MultiStepNeuron):
         else:
             v_min = self.v_min_mode
         cls = DISCRETIZATIONS[self.discretization]
-        return cls(a, u1, u2, self.v_th, v_reset, v_min, self.soft, window)
+        return cls(a, u1, u2, self.v_th, v_reset, v_min, self.soft, window, self.detach_reset)
 
     def extra_repr(self) -> str:
         a, u1, u2 = self.values()

@@ -112,6 +112,6 @@ def backward(grad_spikes, grad_state, grad_trace, h, u0, table, s: pack.Backward
         gs_last, grad_state if grad_state is not None else h, gh[last], h[last],
         table if u0 is None else u0, table, gx[last], gu0 if s.state_grad else gx,
         gp if g else gx, steps, m, table.shape[1], s.inner, s.period, 0.5 * s.vmin_tie,
-        gs_tstride, gs_estride,
+        gs_tstride, gs_estride, 0.0 if s.detach_reset else 1.0,
         **const, num_warps=NUM_WARPS, enable_fp_fusion=False)
     return gx, gu0, gp

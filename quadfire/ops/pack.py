@@ -65,6 +65,7 @@ class Backward(NamedTuple):
     vmin_tie: int  # 1: the floor passes half the gradient where U == v_min (tensor bound)
     state_grad: int  # 1: return the gradient of the starting state
     gs_layout: int  # GRAD_LAYOUTS code of the spikes' gradient
+    detach_reset: int  # 1: no gradient through the reset's spike (`fire_reset`)
 
 
 class Table(NamedTuple):
@@ -154,7 +155,8 @@ def backward_settings(p: NeuronParams, t: Table) -> Backward:
     """Backward's settings; `state_grad` and `gs_layout` are decided when backward runs
     (`fused`)."""
     return Backward(t.inner, t.period, MODEL_CODES[p.model], int(bool(p.soft)),
-                    SHAPE_CODES[p.window.shape], t.rows_mask, t.vmin_tie, 0, 0)
+                    SHAPE_CODES[p.window.shape], t.rows_mask, t.vmin_tie, 0, 0,
+                    int(bool(p.detach_reset)))
 
 
 def layout() -> dict:

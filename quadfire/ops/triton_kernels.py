@@ -184,7 +184,7 @@ def forward_kernel(x_ptr, u0_ptr, table_ptr, s_ptr, u_ptr, h_ptr, steps, M, L, i
 
 @triton.jit
 def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last, gu0_ptr, gp_ptr,
-                    steps, M, L, inner, period, tie, gs_tstride, gs_estride,
+                    steps, M, L, inner, period, tie, gs_tstride, gs_estride, rg,
                     MODEL: tl.constexpr, SOFT: tl.constexpr, SHAPE: tl.constexpr,
                     FROM_REST: tl.constexpr, STATE_GRAD: tl.constexpr, HAS_GS: tl.constexpr,
                     HAS_GU: tl.constexpr, HAS_GH: tl.constexpr, BLOCK: tl.constexpr,
@@ -235,10 +235,10 @@ def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last
         s = tl.where(z >= 0.0, 1.0, 0.0)
         g = _window(z, w, off, SHAPE)
         gu = gU * _floor_pass(_reset(hc, s, vth, vr, SOFT), vmin, tie)
-        if SOFT:
-            dudh = 1.0 - vth * g
+        if SOFT:  # rg: 0 detaches the reset's spike (neuron.h, kernels.cpp)
+            dudh = 1.0 - rg * (vth * g)
         else:
-            dudh = (1.0 - s) + (vr - hc) * g
+            dudh = (1.0 - s) + rg * ((vr - hc) * g)
         ghc = gu * dudh
         if HAS_GS:
             gsv = tl.load(gsp, mask=mask, other=0.0).to(tl.float32)
@@ -255,9 +255,9 @@ def backward_kernel(gs_last, gu_ptr, gh_last, h_last, u0_ptr, table_ptr, gx_last
         acc_c2 += g2
         acc_c3 += g3
         if SOFT:
-            acc_vth += gu * (vth * g - s) - gsv * g
+            acc_vth += gu * (rg * (vth * g) - s) - gsv * g
         else:
-            acc_vth += gu * ((hc - vr) * g) - gsv * g
+            acc_vth += gu * (rg * ((hc - vr) * g)) - gsv * g
             acc_vr += gu * s
         h = h_prev
         hp -= M

@@ -144,7 +144,7 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
-  const T tie = p.vmin_tie, big = p.big;
+  const T tie = p.vmin_tie, big = p.big, rg = p.reset_grad;
 #pragma omp parallel
   {
     ChunkParams<T, SHARED> pr;
@@ -190,7 +190,8 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
           const T s = fire(z);
           const T g = window<T, SHAPE>(z - off[i], wa[i], wb[i]);
           const T gu = gU[i] * floor_pass(reset<T, SOFT>(hc, s, vth[i], vr[i]), vmin[i], tie);
-          const T dudh = SOFT ? T(1) - vth[i] * g : (T(1) - s) + (vr[i] - hc) * g;
+          // rg = 0 detaches the reset's spike; rg = 1 multiplies exactly, changing no bit
+          const T dudh = SOFT ? T(1) - rg * (vth[i] * g) : (T(1) - s) + rg * ((vr[i] - hc) * g);
           const T ghc = gst[i] * g + gu * dudh;  // dL/d clamp(H)
           const T gh = (in_range(h, big) ? ghc : T(0)) + ght[i];
           const ChargeGrad<T> cg =
@@ -202,8 +203,8 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
             acc[C1][i] += cg.c1;
             acc[C2][i] += cg.c2;
             acc[C3][i] += cg.c3;
-            acc[VTH][i] += SOFT ? gu * (vth[i] * g - s) - gst[i] * g
-                                : gu * ((hc - vr[i]) * g) - gst[i] * g;
+            acc[VTH][i] += SOFT ? gu * (rg * (vth[i] * g) - s) - gst[i] * g
+                                : gu * (rg * ((hc - vr[i]) * g)) - gst[i] * g;
             if (!SOFT) acc[VRESET][i] += gu * s;
           }
         }

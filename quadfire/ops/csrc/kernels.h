@@ -16,6 +16,7 @@ struct Problem {
   int model = 0;        // neuron.h Model
   bool soft = false;
   int gs_layout = 0;    // neuron.h GradLayout of the spikes' gradient (backward)
+  T reset_grad = T(1);  // 0: no gradient through the reset's spike (detach_reset; backward)
   int shape = 0;        // surrogate code, neuron.h Shape (backward)
   T vmin_tie = T(0);    // share of the gradient the floor passes where U == v_min (backward)
   int rows_mask = 0;    // parameter rows (bits 0..GRAD_ROWS-1) whose gradient is wanted

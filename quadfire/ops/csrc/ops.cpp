@@ -28,7 +28,7 @@ namespace {
 #define QUADFIRE_BACKWARD_SETTINGS(X)                                                     \
   X(INNER, "inner") X(PERIOD, "period") X(MODEL, "model") X(SOFT, "soft") X(SHAPE, "shape") \
   X(ROWS_MASK, "rows_mask") X(VMIN_TIE, "vmin_tie") X(STATE_GRAD, "state_grad")            \
-  X(GS_LAYOUT, "gs_layout")
+  X(GS_LAYOUT, "gs_layout") X(DETACH_RESET, "detach_reset")
 #define QUADFIRE_ENUM(id, name) id,
 #define QUADFIRE_NAME(id, name) name ","
 namespace fwd {
@@ -168,6 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward(
                         settings[bwd::MODEL], settings[bwd::SOFT]);
     p.shape = static_cast<int>(shape);
     p.gs_layout = static_cast<int>(gs_layout);
+    p.reset_grad = settings[bwd::DETACH_RESET] ? T(0) : T(1);
     p.vmin_tie = settings[bwd::VMIN_TIE] ? T(0.5) : T(0);
     p.rows_mask = static_cast<int>(rows_mask);
     const std::vector<int64_t> gs_sizes =
