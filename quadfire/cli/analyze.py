@@ -88,6 +88,40 @@ def _run_layers(args) -> int:
     return 0
 
 
+def _gradients(args) -> int:
+    import torch
+
+    from ..analysis.figures import save
+    from ..analysis.gradients import gradient_growth, growth_figure
+    from ..models import create_model
+
+    if args.run is not None:
+        from ..train.runs import load_run, sample_batch
+
+        run = load_run(args.run, device="cpu")
+        x = sample_batch(run.cfg, args.smoke, run.info)[:args.samples]
+        if x.dim() != 4:
+            raise ParameterError(f"analyze gradients runs static images [N, C, H, W] as T "
+                                 f"frames; this run's inputs have shape {tuple(x.shape)}")
+        models = {run.cfg.neuron: run.model}
+        title = f"input gradient vs T: {run.path.parent.name} (trained)"
+    else:
+        x = torch.rand(args.samples, 1, 8, 8, generator=torch.Generator().manual_seed(args.seed))
+        models = {}
+        for name in args.neurons:
+            torch.manual_seed(args.seed)
+            models[name] = create_model("convnet", neuron=name, T=4)
+        title = "input gradient vs T: untrained digits convnet"
+    curves = gradient_growth(models, x, args.T, progress=print)
+    out = Path(args.out)
+    png = save(growth_figure(curves, title), out / "gradients.png")
+    data = {"title": title, "samples": int(x.shape[0]), "loss": "sum of time-mean logits",
+            "curves": {k: {str(T): v for T, v in c.items()} for k, c in curves.items()}}
+    (out / "gradients.json").write_text(json.dumps(data, indent=1))
+    print(f"wrote {png} and {out / 'gradients.json'}")
+    return 0
+
+
 def _activity(args):
     from ..analysis.plots import record
     from ..train.runs import load_run, sample_batch
@@ -189,6 +223,22 @@ def add_commands(sub) -> None:
     p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
     p.add_argument("--out", type=output_file, help="JSON to write (default RUN/layers.json)")
     p.set_defaults(func=_run_layers)
+
+    p = asub.add_parser("gradients", help="input-gradient norm against T, with and without "
+                                          "the reset's gradient (docs/neuron.md)")
+    p.add_argument("--run", default=None,
+                   help="a trained run (default: untrained digits convnets, one per neuron)")
+    p.add_argument("--neurons", nargs="+", default=["qif", "qif-exact", "qif-hybrid", "lif",
+                                                     "plif", "if"],
+                   help="neurons of the untrained convnets")
+    p.add_argument("--T", nargs="+", type=int_in(1, 10_000),
+                   default=[4, 8, 16, 32, 64, 100, 200, 500, 1000], help="values of T")
+    p.add_argument("--samples", type=int_in(1, 4096), default=16, help="input images")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
+    p.add_argument("--out", type=output_dir, default="analysis/gradients",
+                   help="folder for the PNG and JSON")
+    p.set_defaults(func=_gradients)
 
     plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves (PNG)")
     psub = plot.add_subparsers(dest="what", metavar="WHAT", required=True)

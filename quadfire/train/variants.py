@@ -66,6 +66,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("qif-noise", "QIF, window rule noise (sigma = v_th)", _qif(surrogate="noise")),
     Variant("qif-learnable", "QIF, band, a/u1/u2 learned per channel",
             _qif(surrogate="band", learnable="channel")),
+    Variant("qif-detach", "QIF, band, no gradient through the reset's spike (detach_reset)",
+            _qif(surrogate="band", detach_reset=True)),
     Variant("qif-exact", "QIF, exact null-input flow per step (no floor), band",
             _discretized("qif-exact")),
     Variant("qif-hybrid", "QIF above rest, the matched LIF below (no floor), band",
