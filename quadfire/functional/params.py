@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import torch
 
 from ..errors import ParameterError
@@ -26,9 +27,21 @@ def _tanh(v: Scalar) -> Scalar:
     return torch.tanh(v) if isinstance(v, torch.Tensor) else math.tanh(v)
 
 
+@dataclass(frozen=True)
 class _QIFFamily(NeuronParams):
-    """What the three QIF discretizations share: the parameters (a, u1, u2, v_th), rest u1,
-    the critical potential u2, the floor and the regimes by rheobase."""
+    """What the three QIF discretizations share: the fields (`QIFParams` says what they
+    mean; no floor by default), rest u1, the critical potential u2, the floor and the regimes
+    by rheobase."""
+
+    a: Scalar = 0.25
+    u1: Scalar = 0.0
+    u2: Scalar = 0.5
+    v_th: Scalar = 1.0
+    v_reset: Scalar = 0.0
+    v_min: Scalar | None = None
+    soft: bool = False
+    window: Window = Window("rect", 1.0)
+    detach_reset: bool = False
 
     kind = "QIF"
 
@@ -67,15 +80,7 @@ class QIFParams(_QIFFamily):
     surrogate used in place of dS/dH.
     """
 
-    a: Scalar = 0.25
-    u1: Scalar = 0.0
-    u2: Scalar = 0.5
-    v_th: Scalar = 1.0
-    v_reset: Scalar = 0.0
-    v_min: Scalar | None = -1.75
-    soft: bool = False
-    window: Window = Window("rect", 1.0)
-    detach_reset: bool = False
+    v_min: Scalar | None = -1.75  # the vertex floor of the defaults (section 3 of docs/neuron.md)
 
     model = "qif"
 
@@ -107,16 +112,6 @@ class QIFExactParams(_QIFFamily):
     x -> -inf: no floor is needed, and strong inhibition is compressed, never reversed.
     Reduces to the Euler map as a -> 0. Fields as `QIFParams`; v_min is None by default.
     """
-
-    a: Scalar = 0.25
-    u1: Scalar = 0.0
-    u2: Scalar = 0.5
-    v_th: Scalar = 1.0
-    v_reset: Scalar = 0.0
-    v_min: Scalar | None = None
-    soft: bool = False
-    window: Window = Window("rect", 1.0)
-    detach_reset: bool = False
 
     model = "qif-exact"
 
@@ -173,16 +168,6 @@ class QIFHybridParams(_QIFFamily):
     1 < a d < 2 the leak overshoots rest (a damped oscillation) and `hybrid_floor` keeps
     inhibition from causing a spike. Fields as `QIFParams`.
     """
-
-    a: Scalar = 0.25
-    u1: Scalar = 0.0
-    u2: Scalar = 0.5
-    v_th: Scalar = 1.0
-    v_reset: Scalar = 0.0
-    v_min: Scalar | None = None
-    soft: bool = False
-    window: Window = Window("rect", 1.0)
-    detach_reset: bool = False
 
     model = "qif-hybrid"
 
