@@ -17,10 +17,10 @@ def built():
 class ConvQIF(nn.Module):
     """conv -> per-channel learnable QIF -> linear -> QIF, on [T, N, C, H, W]."""
 
-    def __init__(self):
+    def __init__(self, discretization: str = "euler"):
         super().__init__()
         self.conv = nn.Conv2d(2, 3, 3, padding=1)
-        self.spike1 = QIF(learnable="channel", channels=3)
+        self.spike1 = QIF(learnable="channel", channels=3, discretization=discretization)
         self.fc = nn.Linear(3 * 4 * 4, 5)
         self.spike2 = QIF(reset="soft")
 
@@ -59,9 +59,11 @@ def test_custom_ops_pass_opcheck(op):
     assert all(v == "SUCCESS" for v in result.values()), result
 
 
-def test_fullgraph_compile_forward_and_backward_aot():
+@pytest.mark.parametrize("discretization", ["euler", "exact", "hybrid"])
+def test_fullgraph_compile_forward_and_backward_aot(discretization):
+    """The exact map's derived rows (exp(a d), ...) are computed inside the compiled graph."""
     torch.manual_seed(0)
-    model = ConvQIF()
+    model = ConvQIF(discretization)
     x = torch.randn(4, 3, 2, 4, 4) + 0.5
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     out, grads = _grads(compiled, x)

@@ -129,3 +129,21 @@ def test_kernels_compile_for_cuda_without_fma(dtype):
                                   options=options)
         ptx = compiled.asm["ptx"]
         assert ".entry" in ptx and "fma.rn" not in ptx
+
+
+@interpreted
+@pytest.mark.parametrize("loss", ["sum", "time-sum"])
+def test_triton_reads_a_broadcast_spike_gradient(loss):
+    """spikes.sum() (one value) and a loss that sums over time first (one [M] row per step)
+    reach the kernel without being materialized; the gradients equal the dense ones."""
+    n = QIF(discretization="exact", learnable="scalar")
+    x = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(2)) * 0.8 + 0.3
+    w = torch.rand(4, 5, generator=torch.Generator().manual_seed(3))
+    reduce = (lambda s: s.sum()) if loss == "sum" else (lambda s: (s.sum(0) * w).sum())
+    grads = []
+    for dense in (False, True):
+        xi = x.clone().requires_grad_()
+        s = ops.neuron_multistep(xi, n.params(2), backend="triton").spikes
+        reduce(s * torch.ones_like(s) if dense else s).backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-7)
