@@ -241,8 +241,17 @@ def test_measure_names_what_it_cannot_account_for():
         measure(lone, data)
     model = create_model("convnet", neuron="qif", T=3, width=4, hidden=8)
     model.body[1] = PlainSpiker()
+
+    class OwnForward(QIF):  # a MultiStepNeuron whose forward never reaches the observers
+        def forward(self, x):
+            return self.run(x).spikes
+
+    model.body[3] = OwnForward()
     result = measure(model, [(torch.rand(2, 1, 8, 8), torch.tensor([0, 1]))])
-    assert result["unaccounted"] == ["body.1 (PlainSpiker)"]
+    assert result["unaccounted"][0] == "body.1 (PlainSpiker)"
+    assert result["unaccounted"][1].startswith("body.3 (OwnForward: a MultiStepNeuron that "
+                                               "reported no run")
+    assert list(result["layers"]) == ["body.7"]
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu"])

@@ -203,7 +203,10 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
         model.train(was_training)
     if batches == 0:
         raise DataError("measure got an empty loader: no batches to run")
-    unknown = unaccounted(model)
+    unknown = unaccounted(model) + [
+        f"{names[m]} ({type(m).__name__}: a MultiStepNeuron that reported no run; its forward "
+        f"bypasses MultiStepNeuron.forward)" for m in model.modules()
+        if isinstance(m, MultiStepNeuron) and names[m] not in neurons]
     if not neurons:
         raise InputError("measure found no spiking layer in this model (a spiking layer is a "
                          "quadfire.neurons.MultiStepNeuron; docs/neuron.md, 'Your own neuron')"
