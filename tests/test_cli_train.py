@@ -136,11 +136,21 @@ def test_sigterm_to_the_process_group_with_workers_checkpoints_and_exits_143(tmp
     assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
 
 
-def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys):
-    assert main(["train", "digits-qif", "--set", "epochs=1", "--set", f"out_dir={tmp_path}",
-                 *TINY]) == 0
+def test_resume_from_a_checkpoint_alone_continues_its_run(tmp_path, capsys, monkeypatch):
+    from quadfire.train import engine
+
+    real = engine.evaluate
+
+    def evaluate_then_stop(*a, **k):  # Ctrl-C while the first epoch is evaluated
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "evaluate", evaluate_then_stop)
+        assert main(["train", "digits-qif", "--set", "epochs=2", "--set", f"out_dir={tmp_path}",
+                     *TINY]) == 130
     ckpt = tmp_path / "digits-qif-s0" / "last.pt"
-    assert main(["train", "--resume", str(ckpt), "--set", "epochs=2"]) == 0
+    assert checkpoint.load(ckpt)["epoch"] == 1
+    assert main(["train", "--resume", str(ckpt)]) == 0
     assert checkpoint.load(ckpt)["epoch"] == 2
     rows = (ckpt.parent / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]

@@ -107,7 +107,7 @@ def test_resume_and_eval_name_what_does_not_match(smoke_run, tmp_path, capsys):
         (["train", "--resume", str(partial)], "lacks the entries ['scheduler'] that resuming "
                                               "needs"),
         (["train", "--resume", str(smoke_run / "last.pt"), "--set", "model_kwargs={width: 4}"],
-         "do not match this SpikingNet"),
+         "model_kwargs: {} in the run, {'width': 4} given"),
         (["eval", str(smoke_run), "--smoke", "--set", "model=resnet19"],
          "do not match this SpikingNet: "),
         (["eval", str(smoke_run), "--smoke", "--set", "model=vggsnn"],
@@ -119,3 +119,34 @@ def test_resume_and_eval_name_what_does_not_match(smoke_run, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (argv, err)
+
+
+def test_resume_continues_only_the_run_it_is(smoke_run, tmp_path, capsys):
+    """Neuron, model, dataset, T, epochs, batch size, ... never change under --resume: one
+    line, exit 2, naming the setting, the run's value and the value given; nothing written."""
+    ckpt = str(smoke_run / "last.pt")
+    before = {p.name: p.read_bytes() for p in smoke_run.iterdir() if p.is_file()}
+    out = ["--set", f"out_dir={tmp_path}"]
+    cases = [
+        (["train", "digits-lif", "--smoke", "--resume", ckpt] + out, "neuron: 'qif' in the run, "
+                                                                     "'lif' given"),
+        (["train", "--resume", ckpt, "--set", "epochs=3"], "epochs: 1 in the run, 3 given"),
+        (["train", "--resume", ckpt, "--set", "data.batch_size=3"],
+         "data.batch_size: 2 in the run, 3 given"),
+        (["train", "--resume", ckpt, "--set", "T=2"], "T: 4 in the run, 2 given"),
+        (["train", "--resume", ckpt, "--set", "model=csnn"], "model: 'convnet' in the run, "
+                                                             "'csnn' given"),
+        (["train", "--resume", ckpt, "--set", "data.dataset=fashion-mnist"],
+         "data.dataset: 'digits' in the run, 'fashion-mnist' given"),
+        (["train", "--resume", ckpt, "--set", "neuron_kwargs.a=0.5"], "neuron_kwargs: "),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "--resume continues the run" in err[0], \
+            (argv, err)
+    assert before == {p.name: p.read_bytes() for p in smoke_run.iterdir() if p.is_file()}
+    # what only changes where and how it reports may change: a finished run is re-evaluated
+    assert main(["train", "--resume", ckpt, "--smoke", "--set", "progress=false", "--set",
+                 "tensorboard=false", "--set", "data.eval_batch_size=7"]) == 0

@@ -83,9 +83,16 @@ def test_sigterm_then_resume_matches_uninterrupted(tmp_path, monkeypatch, uninte
     # wall time adds up over the interruption: the part before the stop is carried over
     assert 0 < state["wall_s"] <= stopped["wall_s"] < resumed["wall_s"]
     assert resumed["accuracy"] == full["accuracy"]
-    assert len((cfg.run_dir / "metrics.csv").read_text().splitlines()) == 3
+    assert resumed["best_accuracy"] == full["best_accuracy"]
+    # every row as an uninterrupted run wrote it: the interrupted epoch's lr is its first
+    # step's, and its loss and accuracy count the steps trained before the stop too
+    full_cfg = uninterrupted[0]
+    assert (cfg.run_dir / "metrics.csv").read_text() == \
+        (full_cfg.run_dir / "metrics.csv").read_text()
     again = engine.fit(cfg, resume=cfg.run_dir / "last.pt")  # already finished: evaluate only
     assert again["accuracy"] == full["accuracy"] and again["epochs_completed"] == 2
+    # the best accuracy is the run's, not only that of the epochs trained since the resume
+    assert again["best_accuracy"] == full["best_accuracy"] > 0
 
 
 def test_corrupt_checkpoint_refuses_to_resume_and_is_kept(tmp_path):

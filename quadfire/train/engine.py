@@ -35,7 +35,7 @@ from ..errors import CheckpointError, DataLoaderWorkerError, NonFiniteError, Run
 from ..layers.sync_tdbn import convert_sync_tdbn
 from ..models import create_model, input_kwargs, load_state
 from . import checkpoint, distributed, losses, rundir
-from .config import TrainConfig
+from .config import TrainConfig, check_resume
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .report import write_report
@@ -183,11 +183,14 @@ class StepGuard:
                 f"last good state")
 
 
-def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None) -> dict:
-    """One epoch; returns {"loss", "acc", "steps", "stopped", "skipped", "worker_error"}. The
+def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None,
+                carried: tuple = (0.0, 0.0, 0.0)) -> dict:
+    """One epoch; returns {"loss", "acc", "sums", "steps", "stopped", "skipped",
+    "worker_error"}, where "sums" are (loss x samples, correct, samples) over all ranks. The
     first `skip` batches were already trained before an interruption: they are drawn (to
     replay the data order) but not trained on, then `rng` (the states saved at the
-    interruption) is restored. A step whose loss, gradients or BN statistics are not finite
+    interruption) is restored, and `carried` (the "sums" of those batches) counts them in the
+    epoch's loss and accuracy, as an uninterrupted epoch would. A step whose loss, gradients or BN statistics are not finite
     is not applied (`StepGuard`): ``cfg.nonfinite`` "stop" raises NonFiniteError, "skip" goes
     on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
     (``stopped`` with the error in ``worker_error``)."""
@@ -195,7 +198,8 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
     criterion = loss_fn(cfg)
     guard = StepGuard(run, epoch)
     run.net.train()
-    total_loss = correct = count = 0.0
+    # the steps trained before an interruption were summed over all ranks: count them once
+    total_loss, correct, count = carried if run.dist.main else (0.0, 0.0, 0.0)
     step, stopped, skipped, lost = skip, False, 0, None
     steps = len(run.train_loader)
     bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -264,7 +268,7 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
                              f"last.pt was not overwritten. Check the data and the learning rate")
     total_loss, correct, count = distributed.all_sum([total_loss, correct, count], run.dist)
     return {"loss": total_loss / max(count, 1), "acc": 100 * correct / max(count, 1),
-            "steps": step, "stopped": stopped, "skipped": skipped, "worker_error": lost}
+            "sums": (total_loss, correct, count), "steps": step, "stopped": stopped, "skipped": skipped, "worker_error": lost}
 
 
 @torch.no_grad()
@@ -287,11 +291,12 @@ def evaluate(net: nn.Module, loader, info: distributed.DistInfo, amp: str = "non
             "samples": int(count)}
 
 
-def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False
-                     ) -> dict:
-    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done).
+def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False,
+                     partial: dict | None = None) -> dict:
+    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done, and in
+    `partial` its lr at the first step and the loss and accuracy sums so far).
     `scratch`: a smoke or demo run, which a later run may replace (`rundir`)."""
-    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+    return {"partial": partial or {},"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
             "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
             "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
@@ -302,11 +307,11 @@ RESUME_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng")
 
 
 def save_checkpoint(run: Run, path: Path, epoch: int, step: int, best: float,
-                    scratch: bool) -> None:
+                    scratch: bool, partial: dict | None = None) -> None:
     """Write the checkpoint, unless the weights are no longer finite: a good last.pt is never
     replaced by a broken one."""
     StepGuard(run, epoch).check_weights()
-    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch), path)
+    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch, partial), path)
 
 
 def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
@@ -376,15 +381,18 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
     t0 = time.time()
     # a missing or unreadable checkpoint fails before the data and the model are built
     state = None if resume is None else checkpoint.load(resume, map_location=info.device)
+    if state is not None:
+        check_resume(state.get("config"), cfg, str(resume))
     run = build(cfg, info, smoke)
     run.t0 = t0 - float(state.get("wall_s", 0.0) if state is not None else 0.0)
     log = None
     try:
-        first_epoch, skip, best, rng = 0, 0, 0.0, None
+        first_epoch, skip, best, rng, partial = 0, 0, 0.0, None, {}
         if state is not None:
             restore(run, state, str(resume))
             first_epoch, skip, best = state["epoch"], state.get("step", 0), state.get("best_acc", 0.0)
             rng = state["rng"] if skip else None
+            partial = (state.get("partial") or {}) if skip else {}
         run_dir, ckpt_path = cfg.run_dir, cfg.run_dir / "last.pt"
         if replaces:
             rundir.clear(run_dir)
@@ -397,13 +405,19 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
         with StopRequest() as stop:
             for epoch in range(first_epoch, cfg.epochs):
                 start_epoch(run.train_loader, cfg, epoch, info.rank)
-                lr = run.optimizer.param_groups[0]["lr"]  # at the first step (docs/training.md)
-                train = train_epoch(run, epoch, stop, skip if epoch == first_epoch else 0, rng)
+                resumed = epoch == first_epoch and skip > 0
+                # the lr at the epoch's first step (docs/training.md), saved when it was cut
+                lr = partial.get("lr", run.optimizer.param_groups[0]["lr"]) if resumed else \
+                    run.optimizer.param_groups[0]["lr"]
+                train = train_epoch(run, epoch, stop, skip if resumed else 0, rng,
+                                    tuple(partial.get("sums", (0.0, 0.0, 0.0))) if resumed
+                                    else (0.0, 0.0, 0.0))
                 skipped += train["skipped"]
                 if train["stopped"]:
                     stopped, lost = True, train["worker_error"]
                     if info.main:
-                        save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch)
+                        save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch,
+                                        {"lr": lr, "sums": list(train["sums"])})
                     break
                 try:
                     test = evaluate(run.net, run.test_loader, info, cfg.amp,
