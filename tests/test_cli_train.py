@@ -184,3 +184,12 @@ def test_compiled_training_matches_eager(tmp_path):
     assert compiled["settings"]["compile"] is True
     assert abs(compiled["accuracy"] - eager["accuracy"]) < 3.0
     assert abs(compiled["firing_rate"] - eager["firing_rate"]) < 0.01
+
+
+def test_a_last_batch_of_one_sample_does_not_stop_the_epoch(tmp_path):
+    """T = 1 and 1438 training digits in batches of 479 leave one sample over, which batch
+    normalisation cannot normalise alone: the batch is dropped, not the epoch."""
+    assert main(["train", "digits-qif", "--set", "T=1", "--set", "epochs=1", "--set",
+                 f"out_dir={tmp_path}", *NARROW, "--set", "data.batch_size=479"]) == 0
+    state = checkpoint.load(tmp_path / "digits-qif-s0" / "last.pt")
+    assert state["epoch"] == 1 and state["scheduler"]["last_epoch"] == 3

@@ -27,6 +27,7 @@ from typing import Callable
 from ..errors import ConfigError, RunDirError
 from . import checkpoint, rundir
 from .config import TrainConfig, check_resume
+from .metrics import read_rows
 from .recipes import config_for, find_recipe, read_recipe, twins
 from .report import write_json
 from .typed_yaml import parse_overrides, to_dict
@@ -172,13 +173,8 @@ def _finished(cfg: TrainConfig) -> dict | None:
 
 
 def _result(variant: str, seed: int, cfg: TrainConfig, report: dict, reused: bool) -> RunResult:
-    curve = []
     metrics = cfg.run_dir / "metrics.csv"
-    if metrics.is_file():
-        import csv
-
-        with metrics.open(newline="") as f:
-            curve = [float(r["test_acc"]) for r in csv.DictReader(f)]
+    curve = [r["test_acc"] for r in read_rows(metrics)] if metrics.is_file() else []
     m = report.get("measure") or {}
     return RunResult(
         variant, seed, str(cfg.run_dir), cfg.neuron, float(report["accuracy"]),
