@@ -79,8 +79,12 @@ def bad_set(draw):
 def bad_sets(draw, w, writes_runs=True):
     """At least one bad --set (or a malformed one, or, for commands that write run
     directories, out_dir pointing at a file)."""
-    first = draw(st.sampled_from(["bad", "bad", "bad", "nokey"] + ["outfile"] * writes_runs))
+    first = draw(st.sampled_from(["bad", "bad", "bad", "nokey", "whole-and-key"]
+                                 + ["outfile"] * writes_runs))
+    # a dict set both whole and by one of its keys, in either order
+    both = draw(st.permutations(["neuron_kwargs.u2=0.6", "neuron_kwargs={a: 0.2}"]))
     parts = {"bad": bad_set(draw), "nokey": ["--set", "lr"],
+             "whole-and-key": ["--set", both[0], "--set", both[1]],
              "outfile": ["--set", f"out_dir={w['file']}"]}[first]
     # then maybe anything at all for some key: the first mistake guarantees a failure, this
     # one explores what else a value can be (argv strings hold no NUL)
@@ -101,7 +105,16 @@ def train_args(draw, w):
     return ["train", recipe, *extra]
 
 
+# Settings a resumed run may not change (docs/training.md), each with a value other than the
+# world's smoke run has.
+RESUME_CHANGES = ["neuron=lif", "epochs=5", "T=2", "data.batch_size=3", "model=csnn",
+                  "data.dataset=fashion-mnist", "lr=0.5", "neuron_kwargs.a=0.5", "seed=1"]
+
+
 def train_resume_args(draw, w):
+    if draw(st.booleans()):  # the world's own run, continued with a setting it cannot change
+        change = draw(st.sampled_from(RESUME_CHANGES))
+        return ["train", "--resume", os.path.join(w["run"], "last.pt"), "--set", change]
     return ["train", "--resume", draw(st.sampled_from([w["missing"], w["garbage"], w["folder"],
                                                       w["file"], w["long"]]))]
 
@@ -306,6 +319,8 @@ def test_bad_arguments_end_in_one_line_and_exit_2(world, tmp_path_factory, data)
     ["train", "digits-qif", "--set", "lr=inf"], ["train", "digits-qif", "--set", "device=xyz"],
     ["train", "digits-qif", "--set", "out_dir=FILE"],
     ["train", "digits-qif", "--set", "neuron_kwargs={a: [1}"],
+    ["train", "digits-qif", "--set", "neuron_kwargs.u2=0.6", "--set", "neuron_kwargs={a: 0.2}"],
+    ["train", "digits-qif", "--set", "neuron_kwargs={a: 0.2}", "--set", "neuron_kwargs.u2=0.6"],
 ])
 def test_the_issue_examples(world, argv):
     """The cases the issue names, each checked by name (the property test draws them too)."""
