@@ -193,3 +193,22 @@ def test_a_last_batch_of_one_sample_does_not_stop_the_epoch(tmp_path):
                  f"out_dir={tmp_path}", *NARROW, "--set", "data.batch_size=479"]) == 0
     state = checkpoint.load(tmp_path / "digits-qif-s0" / "last.pt")
     assert state["epoch"] == 1 and state["scheduler"]["last_epoch"] == 3
+
+
+def _always_overcommit() -> bool:
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(_always_overcommit(),
+                    reason="always-overcommit kernels grant the allocation; filling it would "
+                           "meet the out-of-memory killer")
+def test_a_model_too_large_for_memory_is_one_line(tmp_path, capsys):
+    assert main(["train", "digits-qif", "--smoke", "--set", f"out_dir={tmp_path}", "--set",
+                 "model_kwargs={width: 8, hidden: 100000000000}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'hidden': 100000000000} does not fit in memory" in err[0] and \
+        "asked for 102400000000000 bytes" in err[0], err

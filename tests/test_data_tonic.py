@@ -143,6 +143,21 @@ def test_missing_data_is_named_and_download_goes_through_tonic(tmp_path, monkeyp
     assert next(iter(test_loader))[0].shape == (4, 2, 700)
 
 
+def test_an_offline_download_is_one_line(tmp_path, monkeypatch, capsys):
+    """urllib's URLError used to reach the user as a traceback."""
+    import urllib.error
+    from quadfire.cli import main
+
+    def offline(self):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+    monkeypatch.setattr(tonic.datasets.SHD, "download", offline)
+    assert main(["train", "shd-seq-mlp-t100-qif", "--download", "--set",
+                 f"data.root={tmp_path / 'data'}", "--set", f"out_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"could not download Tonic's SHD into {tmp_path / 'data' / 'SHD'} " \
+        "(URLError: [Errno -3] Temporary failure in name resolution); check the network" in err[0], err
+
+
 # --- N-MNIST in its real binary format -------------------------------------------------------
 
 def write_nmnist_bin(path, x, y, t, p):

@@ -141,7 +141,16 @@ def open_split(s: Spec, root: str, part: str, transform=None, download: bool = F
     constructor when files are missing; without `download` that is a DataNotFoundError."""
     kwargs = {"train": {"train": part == "train"}, "split": {"split": part}}.get(s.split, {})
     if download:
-        return s.cls(root, transform=transform, **kwargs)
+        try:
+            return s.cls(root, transform=transform, **kwargs)
+        except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise  # the user's folder: one line with the path, as it is
+        except OSError as e:  # urllib's URLError (offline, a refused connection) is one
+            reason = " ".join(str(getattr(e, "reason", None) or e).split())[:200]
+            raise DataNotFoundError(
+                f"could not download Tonic's {s.name} into {Path(root) / s.name} "
+                f"({type(e).__name__}: {reason}); check the network connection, or put the "
+                f"files there in Tonic's layout and drop data.download") from e
     # Same class name, so Tonic looks in the same folder; only its download is refused.
     offline = type(s.cls.__name__, (s.cls,), {"download": _not_found})
     data = offline(root, transform=transform, **kwargs)

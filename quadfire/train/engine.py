@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_loaders, synthetic_loaders
-from ..errors import CheckpointError, DataLoaderWorkerError, NonFiniteError, RunDirError
+from ..errors import (CheckpointError, ConfigError, DataLoaderWorkerError, NonFiniteError,
+                      RunDirError)
 from ..layers.sync_tdbn import convert_sync_tdbn
 from ..models import create_model, input_kwargs, load_state
 from . import checkpoint, distributed, losses, rundir
@@ -105,10 +107,25 @@ class Run:
 
 
 def make_model(cfg: TrainConfig, data_info) -> nn.Module:
-    """The recipe's model for inputs described by `data_info` (a `DatasetInfo`)."""
-    return create_model(cfg.model, neuron=cfg.neuron, T=cfg.T, num_classes=data_info.num_classes,
-                        neuron_kwargs=cfg.neuron_kwargs,
-                        **{**input_kwargs(cfg.model, data_info.step_shape), **cfg.model_kwargs})
+    """The recipe's model for inputs described by `data_info` (a `DatasetInfo`); one that does
+    not fit in memory is a ConfigError naming the bytes asked for and the settings that size
+    it."""
+    try:
+        return create_model(cfg.model, neuron=cfg.neuron, T=cfg.T,
+                            num_classes=data_info.num_classes, neuron_kwargs=cfg.neuron_kwargs,
+                            **{**input_kwargs(cfg.model, data_info.step_shape),
+                               **cfg.model_kwargs})
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one too
+        text = str(e)
+        if "allocate" not in text or "memory" not in text:
+            raise
+        # "... you tried to allocate 102400000000000 bytes" (CPU), "Tried to allocate 20.00
+        # GiB" (CUDA)
+        asked = re.search(r"allocate ([\d.]+ ?(?:bytes|[KMGTP]i?B))", text)
+        size = asked.group(1) if asked else "more than there is"
+        raise ConfigError(f"the model {cfg.model!r} with model_kwargs {cfg.model_kwargs} does "
+                          f"not fit in memory: one of its tensors asked for {size}; make it "
+                          f"smaller with --set model_kwargs=...") from None
 
 
 def build(cfg: TrainConfig, info: distributed.DistInfo, smoke: bool = False) -> Run:
