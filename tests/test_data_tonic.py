@@ -235,6 +235,17 @@ def test_cache_is_reused_and_keyed_by_the_options(nmnist, monkeypatch):
     assert {p.name for p in base.iterdir()} == {"T3_events_dn0_ds1", "T3_time_dn0_ds1"}
 
 
+def test_a_replaced_recording_rebuilds_the_cached_frames(nmnist):
+    root, events = nmnist
+    cfg = DataConfig(dataset="tonic:NMNIST", root=str(root), eval_batch_size=10)
+    first, _ = next(iter(build_loaders(cfg, 3)[1]))
+    x, y, t, p = (e[:5] for e in events["Test", 4])  # recording 4 now holds 5 events
+    write_nmnist_bin(root / "NMNIST" / "Test" / "4" / "00001.bin", x, y, t, p)
+    again, _ = next(iter(build_loaders(cfg, 3)[1]))
+    assert first[:, 4].sum() == len(events["Test", 4][0]) and again[:, 4].sum() == 5
+    assert torch.equal(again[:, 3], first[:, 3])
+
+
 # --- datasets Tonic publishes without a split ------------------------------------------------
 
 def test_unsplit_dataset_is_split_per_class(tmp_path, monkeypatch):
