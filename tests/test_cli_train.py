@@ -94,6 +94,28 @@ def test_smoke_with_mixed_precision_and_clipping(amp, tmp_path):
     report = json.loads((tmp_path / "digits-qif-s0" / "report.json").read_text())
     assert report["settings"]["amp"] == amp and report["smoke"]
     assert main(["eval", str(tmp_path / "digits-qif-s0"), "--smoke"]) == 0
+    # autocast is applied: the same steps in full precision end with other weights (scaling
+    # by a power of two, all fp16's GradScaler adds, would change no bit)
+    assert main(["train", "digits-qif", "--smoke", "--set", "amp=none", "--set", "grad_clip=1",
+                 "--set", "optimizer=sgd", "--set", "weight_decay=5e-4",
+                 "--set", f"out_dir={tmp_path / 'full'}"]) == 0
+    full = json.loads((tmp_path / "full" / "digits-qif-s0" / "report.json").read_text())
+    assert full["replica_digests"] != report["replica_digests"]
+
+
+def test_compile_wraps_the_model_it_trains(tmp_path, monkeypatch):
+    """compile=true hands the network to torch.compile (the run below trains what it
+    returns); the equality with eager is checked by the next test."""
+    import torch
+    compiled = []
+
+    def spy(model, **kwargs):
+        compiled.append(model)
+        return model
+    monkeypatch.setattr(torch, "compile", spy)
+    assert main(["train", "digits-qif", "--smoke", "--set", "compile=true", "--set",
+                 f"out_dir={tmp_path}"]) == 0
+    assert len(compiled) == 1 and type(compiled[0]).__name__ == "SpikingNet"
 
 
 def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
@@ -212,3 +234,22 @@ def test_a_model_too_large_for_memory_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'hidden': 100000000000} does not fit in memory" in err[0] and \
         "asked for 102400000000000 bytes" in err[0], err
+
+
+def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, capsys):
+    from quadfire.errors import CheckpointError
+
+    assert main(["train", "digits-qif", "--resume", "missing.pt"]) == 2
+    with pytest.raises(CheckpointError, match="checkpoint not found: missing.pt"):
+        main(["--debug", "train", "digits-qif", "--resume", "missing.pt"])
+    monkeypatch.setenv("QUADFIRE_DEBUG", "1")
+    with pytest.raises(CheckpointError, match="checkpoint not found: missing.pt"):
+        main(["train", "digits-qif", "--resume", "missing.pt"])
+
+
+def test_the_report_sets_the_paper_accuracy_beside_the_achieved_one(tmp_path):
+    assert main(["train", "digits-qif", "--smoke", "--set", "paper_accuracy=42.5", "--set",
+                 "paper_reference=a paper", "--set", f"out_dir={tmp_path}"]) == 0
+    report = json.loads((tmp_path / "digits-qif-s0" / "report.json").read_text())
+    assert (report["paper_accuracy"], report["paper_reference"]) == (42.5, "a paper")
+    assert report["accuracy_minus_paper"] == pytest.approx(report["accuracy"] - 42.5)
