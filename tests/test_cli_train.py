@@ -137,6 +137,37 @@ def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
     assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_checkpoints_and_exits_130_and_a_second_one_stops_at_once(tmp_path, presses):
+    """One Ctrl-C: the step finishes, last.pt is written, exit 130. A second one right after:
+    the run stops at once (no waiting for the epoch), still with exit 130, no traceback and a
+    checkpoint that loads (a press during its write waits for the file to be complete)."""
+    cmd = [sys.executable, "-m", "quadfire.cli", "train", "digits-qif", "--set", "epochs=50",
+           "--set", f"out_dir={tmp_path}", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=240)
+    # The second press may come after the first one's stop is complete, while the interpreter
+    # exits: Python then restores the default SIGINT action and dies by it, which a shell
+    # reports as 130 all the same.
+    assert proc.returncode in ((130,) if presses == 1 else (130, -signal.SIGINT)), err[-2000:]
+    assert "Traceback" not in err
+    assert 1 <= checkpoint.load(ckpt)["epoch"] < 50
+    lines = err.strip().splitlines()
+    assert lines[-1] in ([f"stopped by signal 2; resume with --resume {ckpt}"] if presses == 1
+                         else [f"stopped by signal 2; resume with --resume {ckpt}",
+                               "quadfire train: interrupted"]), lines[-3:]
+    if lines[-1].startswith("stopped"):
+        assert json.loads((ckpt.parent / "report.json").read_text())["interrupted"]
+
+
 def test_sigterm_to_the_process_group_with_workers_checkpoints_and_exits_143(tmp_path):
     """What `timeout`, Slurm and `kill -- -PGID` do: SIGTERM to the main process and its
     DataLoader workers at once. The workers leave it to the main process, which stops after
