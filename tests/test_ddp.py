@@ -2,8 +2,10 @@
 processes, and SyncTdBN against single-process tdBN on the whole batch."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import torch
 import torch.distributed as dist
@@ -33,6 +35,43 @@ def test_torchrun_two_processes_train_identical_replicas(tmp_path):
     # 1437 training images, 32 per rank per step: 23 optimizer steps, not 45 (sharded data).
     assert state["scheduler"]["last_epoch"] == 23
     assert done.stdout.count("test accuracy") == 1  # rank 0 alone reports
+
+
+def _torchrun(sets: list[str], *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "quadfire.cli", "train", "digits-qif", *extra,
+           *sum((["--set", s] for s in sets), [])]
+    return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_a_distributed_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path):
+    """SIGTERM to torchrun (which passes it to both ranks) once the first epoch's checkpoint
+    exists: the ranks agree on a step, rank 0 writes last.pt; `--resume` under torchrun then
+    ends with the weights of an uninterrupted 2-process run, on every rank."""
+    sets = ["epochs=3", "model_kwargs={width: 8, hidden: 32}", "data.batch_size=16",
+            "lr=5e-3", "progress=false", "tensorboard=false", f"out_dir={tmp_path}"]
+    full = _torchrun(sets + ["run_name=full"])
+    out, err = full.communicate(timeout=600)
+    assert full.returncode == 0, out[-2000:] + err[-3000:]
+    stopped = _torchrun(sets + ["run_name=stopped"])
+    ckpt = tmp_path / "stopped" / "last.pt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and stopped.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)
+    out, err = stopped.communicate(timeout=300)
+    state = checkpoint.load(ckpt)
+    assert state["epoch"] < 3, "the run finished before the signal: make the epochs longer"
+    assert json.loads((tmp_path / "stopped" / "report.json").read_text())["interrupted"]
+    resumed = _torchrun(sets + ["run_name=stopped"], "--resume")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-2000:] + err[-3000:]
+    reports = [json.loads((tmp_path / name / "report.json").read_text())
+               for name in ("full", "stopped")]
+    assert reports[1]["replicas_identical"] and reports[1]["epochs_completed"] == 3
+    assert reports[1]["replica_digests"] == reports[0]["replica_digests"]
+    assert reports[1]["best_accuracy"] == reports[0]["best_accuracy"]
 
 
 def _sync_worker(rank, world, init, x, g, out):
