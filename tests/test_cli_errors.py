@@ -3,13 +3,16 @@ stderr that starts with ``quadfire``, never a traceback.
 
 The property test draws, for each command and subcommand, an argument list that holds at
 least one mistake (a wrong type, a number out of range, nan or inf, a missing file, a file
-where a folder is meant, a folder where a file is meant, a config value that cannot be) among
-otherwise valid arguments. Every drawn call fails before any training, analysis or benchmark
+where a folder is meant, a folder where a file is meant, a config value that cannot be, a dict
+set whole and by one of its keys, a model too large for memory, a resume that changes a
+setting the run cannot change, a run whose metrics.csv is damaged) among otherwise valid
+arguments. Every drawn call fails before any training, analysis or benchmark
 starts; it runs in-process through `quadfire.cli.main`.
 """
 import contextlib
 import io
 import os
+import shutil
 
 import pytest
 import torch
@@ -21,6 +24,18 @@ from quadfire.cli import main
 # "cuda" is a mistake only where there is no GPU; elsewhere it would start real work.
 NO_CUDA = [] if torch.cuda.is_available() else ["cuda"]
 
+
+def _always_overcommit() -> bool:
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+# A model too large for memory (100 TB for one weight): refused at once by the allocator,
+# except where the kernel grants any allocation and filling it would meet the OOM killer.
+TOO_LARGE = [] if _always_overcommit() else ["{width: 8, hidden: 100000000000}"]
 ARGV_CHARACTERS = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 NUMBERS = ["nan", "inf", "-inf", "abc", "", "1e999", "0x10", "1,5", "[1]", "None"]
 # --set KEY=VALUE mistakes: each value is wrong for its key.
@@ -43,7 +58,8 @@ BAD_SETTINGS = {
     "neuron_kwargs": ["{a: -1}", "{aa: 1}", "{surrogate_width: x}", "{a: [1}", "[1]",
                       "{v_th: abc}", "{surrogate: noise, sigma: '1'}", "{learnable: maybe}",
                       "{a: 0.001, learnable: scalar, u2: 1.5}", "{1: 2, b: 3}"],
-    "model_kwargs": ["{width: '8'}", "{width: 0}", "{nope: 1}", "{width: [}", "{width: 1.5}"],
+    "model_kwargs": ["{width: '8'}", "{width: 0}", "{nope: 1}", "{width: [}", "{width: 1.5}",
+                     *TOO_LARGE],
     "data.batch_size": ["0", "-1", "1.5", "99999999999"],
     "data.workers": ["-1", "1000", "x"],
     "data.seed": ["-1"], "data.dataset": ["nope", "[1]"], "data.download": ["maybe"],
@@ -62,7 +78,12 @@ def world(tmp_path_factory):
     (root / "empty").mkdir()
     (root / "bad.yaml").write_text("extends: 5\n")
     (root / "list.yaml").write_text("- a\n- b\n")
+    # a copy of the run whose metrics.csv is damaged: resuming it must name the file
+    damaged = root / "damaged"
+    shutil.copytree(root / "runs" / "digits-qif-s0", damaged)
+    (damaged / "metrics.csv").write_bytes(b"\x00\xff not a metrics file\n1,2\n")
     return {"run": str(root / "runs" / "digits-qif-s0"), "root": root,
+            "damaged": str(damaged / "last.pt"),
             "file": str(root / "file.txt"), "in_file": str(root / "file.txt" / "x.png"),
             "folder": str(root / "empty"), "garbage": str(root / "garbage.pt"),
             "missing": str(root / "missing" / "nothing.pt"), "out": str(root / "out" / "o.png"),
@@ -115,6 +136,9 @@ def train_resume_args(draw, w):
     if draw(st.booleans()):  # the world's own run, continued with a setting it cannot change
         change = draw(st.sampled_from(RESUME_CHANGES))
         return ["train", "--resume", os.path.join(w["run"], "last.pt"), "--set", change]
+    if draw(st.booleans()):  # the damaged copy, resumed in its own folder
+        return ["train", "--resume", w["damaged"], "--set", f"out_dir={w['root']}", "--set",
+                "run_name=damaged"]
     return ["train", "--resume", draw(st.sampled_from([w["missing"], w["garbage"], w["folder"],
                                                       w["file"], w["long"]]))]
 
