@@ -108,3 +108,52 @@ def test_sync_tdbn_equals_tdbn_on_the_global_batch(tmp_path):
     for p in parts:
         torch.testing.assert_close(p["mean"], ref.running_mean, **tol)
         torch.testing.assert_close(p["var"], ref.running_var, **tol)
+
+
+def _step_worker(rank, world, init, x, y, out):
+    """One training step of the digits convnet as `quadfire train` builds it under DDP
+    (SyncTdBN, DistributedDataParallel, the recipe's optimizer and loss) on this rank's half
+    of the batch."""
+    from quadfire.data import dataset_info
+    from quadfire.train import engine
+    from quadfire.train.config import load_config
+    from quadfire.train.optim import build_optimizer
+    from quadfire.train.recipes import read_recipe
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        cfg = load_config(read_recipe("digits-qif"), ["model_kwargs={width: 8, hidden: 32}",
+                                                      "optimizer=sgd", "lr=0.5"])
+        torch.manual_seed(0)
+        model = engine.make_model(cfg, dataset_info(cfg.data, cfg.T))
+        if world > 1:
+            model = convert_sync_tdbn(model)
+        net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        optimizer = build_optimizer(model, cfg)
+        torch.save(model.state_dict(), f"{out}/world{world}-rank{rank}-start.pt")
+        n = x.shape[0] // world
+        loss = engine.loss_fn(cfg)(net(x[rank * n:(rank + 1) * n]), y[rank * n:(rank + 1) * n])
+        loss.backward()
+        optimizer.step()
+        torch.save(model.state_dict(), f"{out}/world{world}-rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_step_like_one_process_on_the_global_batch(tmp_path):
+    """`lr` is for the global batch (docs/training.md): 2 ranks with 16 samples each end a
+    step with the weights and BN statistics of 1 process with all 32 (up to rounding)."""
+    torch.manual_seed(1)
+    x, y = torch.rand(32, 1, 8, 8) * 4, torch.randint(0, 10, (32,))
+    mp.spawn(_step_worker, args=(2, f"file://{tmp_path}/store2", x, y, str(tmp_path)), nprocs=2)
+    mp.spawn(_step_worker, args=(1, f"file://{tmp_path}/store1", x, y, str(tmp_path)), nprocs=1)
+    one = torch.load(tmp_path / "world1-rank0.pt")
+    start = torch.load(tmp_path / "world1-rank0-start.pt")
+    moved = [k for k, v in one.items() if v.is_floating_point() and (v - start[k]).abs().max() > 1e-3]
+    assert len(moved) >= 4, moved  # the step changed weights and BN statistics markedly
+    for rank in range(2):
+        two = torch.load(tmp_path / f"world2-rank{rank}.pt")
+        assert two.keys() == one.keys()
+        for name, value in one.items():
+            torch.testing.assert_close(two[name], value, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, name=name: f"{name}: {m}")
