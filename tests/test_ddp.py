@@ -149,7 +149,8 @@ def test_two_processes_step_like_one_process_on_the_global_batch(tmp_path):
     mp.spawn(_step_worker, args=(1, f"file://{tmp_path}/store1", x, y, str(tmp_path)), nprocs=1)
     one = torch.load(tmp_path / "world1-rank0.pt")
     start = torch.load(tmp_path / "world1-rank0-start.pt")
-    moved = [k for k, v in one.items() if v.is_floating_point() and (v - start[k]).abs().max() > 1e-3]
+    moved = [k for k, v in one.items()
+             if v.is_floating_point() and (v - start[k]).abs().max() > 1e-3]
     assert len(moved) >= 4, moved  # the step changed weights and BN statistics markedly
     for rank in range(2):
         two = torch.load(tmp_path / f"world2-rank{rank}.pt")

@@ -24,8 +24,8 @@ def test_parameter_count_does_not_depend_on_neuron_without_learnable_parameters(
     assert extra == fixed + 32 + 64 + 128
 
 
-@pytest.mark.parametrize("kind, stride, alpha", [("spiking", 1, 2 ** -0.5), ("spiking", 2, 2 ** -0.5),
-                                                 ("sew", 2, 1.0)])
+@pytest.mark.parametrize("kind, stride, alpha", [("spiking", 1, 2 ** -0.5),
+                                                 ("spiking", 2, 2 ** -0.5), ("sew", 2, 1.0)])
 def test_residual_branches_are_normalised_to_alpha_v_th(kind, stride, alpha):
     """tdBN's rule for a spiking residual block: both added branches are normalised to
     std alpha * v_th with alpha = 1/sqrt(2), so their sum has the variance v_th^2 of any

@@ -45,8 +45,9 @@ def read_or_build(cache: Path, shape: tuple[int, ...], build: Callable[[], dict[
     float32 of `shape`. `stamp` is the `fingerprint` of the recordings the frames come from:
     a file stored with another one (or none) is stale and rebuilt. A cache file that is
     unreadable, lacks a key or holds frames of another shape or dtype is rebuilt with a
-    RuntimeWarning naming `source` (what the frames come from). New files are written to a temporary name and renamed, so concurrent workers and
-    ranks never read a half-written file. A cache that cannot be written (a read-only
+    RuntimeWarning naming `source` (what the frames come from). New files are written to a
+    temporary name and renamed, so concurrent workers and ranks never read a half-written
+    file. A cache that cannot be written (a read-only
     dataset folder, common on clusters) is skipped with one RuntimeWarning per folder: the
     frames are then built on every read.
     """

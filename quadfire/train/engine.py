@@ -207,9 +207,9 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
     first `skip` batches were already trained before an interruption: they are drawn (to
     replay the data order) but not trained on, then `rng` (the states saved at the
     interruption) is restored, and `carried` (the "sums" of those batches) counts them in the
-    epoch's loss and accuracy, as an uninterrupted epoch would. A step whose loss, gradients or BN statistics are not finite
-    is not applied (`StepGuard`): ``cfg.nonfinite`` "stop" raises NonFiniteError, "skip" goes
-    on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
+    epoch's loss and accuracy, as an uninterrupted epoch would. A step whose loss, gradients
+    or BN statistics are not finite is not applied (`StepGuard`): ``cfg.nonfinite`` "stop"
+    raises NonFiniteError, "skip" goes on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
     (``stopped`` with the error in ``worker_error``)."""
     cfg, device = run.cfg, run.dist.device
     criterion = loss_fn(cfg)
@@ -285,7 +285,8 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
                              f"last.pt was not overwritten. Check the data and the learning rate")
     total_loss, correct, count = distributed.all_sum([total_loss, correct, count], run.dist)
     return {"loss": total_loss / max(count, 1), "acc": 100 * correct / max(count, 1),
-            "sums": (total_loss, correct, count), "steps": step, "stopped": stopped, "skipped": skipped, "worker_error": lost}
+            "sums": (total_loss, correct, count), "steps": step, "stopped": stopped,
+            "skipped": skipped, "worker_error": lost}
 
 
 @torch.no_grad()
@@ -313,9 +314,10 @@ def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool
     """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done, and in
     `partial` its lr at the first step and the loss and accuracy sums so far).
     `scratch`: a smoke or demo run, which a later run may replace (`rundir`)."""
-    return {"partial": partial or {},"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-            "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
+            "epoch": epoch, "step": step, "partial": partial or {}, "best_acc": best,
+            "rng": checkpoint.rng_state(),
             "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
             "scratch": scratch, "wall_s": time.time() - run.t0}
 
@@ -422,13 +424,12 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
         with StopRequest() as stop:
             for epoch in range(first_epoch, cfg.epochs):
                 start_epoch(run.train_loader, cfg, epoch, info.rank)
-                resumed = epoch == first_epoch and skip > 0
-                # the lr at the epoch's first step (docs/training.md), saved when it was cut
-                lr = partial.get("lr", run.optimizer.param_groups[0]["lr"]) if resumed else \
-                    run.optimizer.param_groups[0]["lr"]
-                train = train_epoch(run, epoch, stop, skip if resumed else 0, rng,
-                                    tuple(partial.get("sums", (0.0, 0.0, 0.0))) if resumed
-                                    else (0.0, 0.0, 0.0))
+                first = epoch == first_epoch
+                cut = partial if first else {}  # what the epoch cut short had done
+                # the lr at the epoch's first step (docs/training.md)
+                lr = cut.get("lr", run.optimizer.param_groups[0]["lr"])
+                train = train_epoch(run, epoch, stop, skip if first else 0, rng,
+                                    tuple(cut.get("sums", (0.0, 0.0, 0.0))))
                 skipped += train["skipped"]
                 if train["stopped"]:
                     stopped, lost = True, train["worker_error"]
