@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -14,27 +15,6 @@ import torch.multiprocessing as mp
 from quadfire.layers import TdBN
 from quadfire.train import checkpoint
 from quadfire.layers.sync_tdbn import SyncTdBN, convert_sync_tdbn
-
-
-def test_torchrun_two_processes_train_identical_replicas(tmp_path):
-    sets = ["epochs=1", "model_kwargs={width: 8, hidden: 32}", "data.batch_size=32",
-            "lr=5e-3", "sync_bn=true", "progress=false", "tensorboard=false",
-            f"out_dir={tmp_path}"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "quadfire.cli", "train", "digits-qif", *sum((["--set", s] for s in sets), [])]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run_dir = tmp_path / "digits-qif-s0"
-    report = json.loads((run_dir / "report.json").read_text())
-    assert report["world_size"] == 2
-    assert len(report["replica_digests"]) == 2 and report["replicas_identical"]
-    assert report["accuracy"] > 40  # it trained (chance: 10%)
-    state = checkpoint.load(run_dir / "last.pt")
-    assert state["epoch"] == 1
-    # 1437 training images, 32 per rank per step: 23 optimizer steps, not 45 (sharded data).
-    assert state["scheduler"]["last_epoch"] == 23
-    assert done.stdout.count("test accuracy") == 1  # rank 0 alone reports
 
 
 def _torchrun(sets: list[str], *extra: str) -> subprocess.Popen:
@@ -45,31 +25,57 @@ def _torchrun(sets: list[str], *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_a_distributed_run_stopped_and_resumed_matches_an_uninterrupted_one(tmp_path):
+def _sets(out_dir, name: str) -> list[str]:
+    return ["epochs=2", "model_kwargs={width: 8, hidden: 32}", "data.batch_size=16",
+            "lr=5e-3", "sync_bn=true", "progress=false", "tensorboard=false",
+            f"out_dir={out_dir}", f"run_name={name}"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """An uninterrupted 2-process run: (its folder, its stdout)."""
+    out = tmp_path_factory.mktemp("ddp")
+    full = _torchrun(_sets(out, "full"))
+    stdout, stderr = full.communicate(timeout=600)
+    assert full.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    return out / "full", stdout
+
+
+def test_torchrun_two_processes_train_identical_replicas(full_run):
+    run_dir, stdout = full_run
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["world_size"] == 2
+    assert len(report["replica_digests"]) == 2 and report["replicas_identical"]
+    assert report["accuracy"] > 40  # it trained (chance: 10%)
+    state = checkpoint.load(run_dir / "last.pt")
+    assert state["epoch"] == 2
+    # 1437 training images, 16 per rank per step: 45 optimizer steps an epoch, not 90
+    # (sharded data)
+    assert state["scheduler"]["last_epoch"] == 2 * 45
+    assert stdout.count("test accuracy") == 1  # rank 0 alone reports
+
+
+def test_a_distributed_run_stopped_and_resumed_matches_an_uninterrupted_one(full_run):
     """SIGTERM to torchrun (which passes it to both ranks) once the first epoch's checkpoint
     exists: the ranks agree on a step, rank 0 writes last.pt; `--resume` under torchrun then
     ends with the weights of an uninterrupted 2-process run, on every rank."""
-    sets = ["epochs=3", "model_kwargs={width: 8, hidden: 32}", "data.batch_size=16",
-            "lr=5e-3", "progress=false", "tensorboard=false", f"out_dir={tmp_path}"]
-    full = _torchrun(sets + ["run_name=full"])
-    out, err = full.communicate(timeout=600)
-    assert full.returncode == 0, out[-2000:] + err[-3000:]
-    stopped = _torchrun(sets + ["run_name=stopped"])
-    ckpt = tmp_path / "stopped" / "last.pt"
+    out = full_run[0].parent
+    stopped = _torchrun(_sets(out, "stopped"))
+    ckpt = out / "stopped" / "last.pt"
     deadline = time.time() + 300
     while not ckpt.exists() and stopped.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     stopped.send_signal(signal.SIGTERM)
-    out, err = stopped.communicate(timeout=300)
+    stopped.communicate(timeout=300)
     state = checkpoint.load(ckpt)
-    assert state["epoch"] < 3, "the run finished before the signal: make the epochs longer"
-    assert json.loads((tmp_path / "stopped" / "report.json").read_text())["interrupted"]
-    resumed = _torchrun(sets + ["run_name=stopped"], "--resume")
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, out[-2000:] + err[-3000:]
-    reports = [json.loads((tmp_path / name / "report.json").read_text())
+    assert state["epoch"] < 2, "the run finished before the signal: make the epochs longer"
+    assert json.loads((out / "stopped" / "report.json").read_text())["interrupted"]
+    resumed = _torchrun(_sets(out, "stopped"), "--resume")
+    stdout, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    reports = [json.loads((out / name / "report.json").read_text())
                for name in ("full", "stopped")]
-    assert reports[1]["replicas_identical"] and reports[1]["epochs_completed"] == 3
+    assert reports[1]["replicas_identical"] and reports[1]["epochs_completed"] == 2
     assert reports[1]["replica_digests"] == reports[0]["replica_digests"]
     assert reports[1]["best_accuracy"] == reports[0]["best_accuracy"]
 
