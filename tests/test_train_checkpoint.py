@@ -147,6 +147,7 @@ def test_resume_continues_only_the_run_it_is(smoke_run, tmp_path, capsys):
         assert len(err) == 1 and message in err[0] and "--resume continues the run" in err[0], \
             (argv, err)
     assert before == {p.name: p.read_bytes() for p in smoke_run.iterdir() if p.name != ".lock"}
+    assert not (tmp_path / "digits-lif-s0").exists()  # refused before its folder was made
     # what only changes where and how it reports may change: a finished run is re-evaluated
     assert main(["train", "--resume", ckpt, "--smoke", "--set", "progress=false", "--set",
                  "tensorboard=false", "--set", "data.eval_batch_size=7"]) == 0

@@ -367,8 +367,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
     """
     info = distributed.setup(cfg.device)
     try:
+        # a missing or unreadable checkpoint, or one of a run with other settings, fails
+        # before anything is created or written
+        state = None if resume is None else checkpoint.load(resume, map_location=info.device)
+        if state is not None:
+            check_resume(state.get("config"), cfg, str(resume))
         with _claimed(cfg, info, resume, overwrite) as replaces:
-            return _fit(cfg, info, resume, smoke, scratch or smoke, replaces)
+            return _fit(cfg, info, resume, state, smoke, scratch or smoke, replaces)
     finally:
         distributed.teardown()
 
@@ -395,13 +400,9 @@ def _claimed(cfg: TrainConfig, info: distributed.DistInfo, resume, overwrite: bo
             lock.release()
 
 
-def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
-         scratch: bool, replaces: bool = False) -> dict:
+def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, state: dict | None,
+         smoke: bool, scratch: bool, replaces: bool = False) -> dict:
     t0 = time.time()
-    # a missing or unreadable checkpoint fails before the data and the model are built
-    state = None if resume is None else checkpoint.load(resume, map_location=info.device)
-    if state is not None:
-        check_resume(state.get("config"), cfg, str(resume))
     run = build(cfg, info, smoke)
     run.t0 = t0 - float(state.get("wall_s", 0.0) if state is not None else 0.0)
     log = None
