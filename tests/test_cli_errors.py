@@ -5,8 +5,8 @@ The property test draws, for each command and subcommand, an argument list that 
 least one mistake (a wrong type, a number out of range, nan or inf, a missing file, a file
 where a folder is meant, a folder where a file is meant, a config value that cannot be, a dict
 set whole and by one of its keys, a model too large for memory, a resume that changes a
-setting the run cannot change, a run whose metrics.csv is damaged) among otherwise valid
-arguments. Every drawn call fails before any training, analysis or benchmark
+setting the run cannot change, a run whose metrics.csv or report.json is damaged) among
+otherwise valid arguments. Every drawn call fails before any training, analysis or benchmark
 starts; it runs in-process through `quadfire.cli.main`.
 """
 import contextlib
@@ -82,8 +82,12 @@ def world(tmp_path_factory):
     damaged = root / "damaged"
     shutil.copytree(root / "runs" / "digits-qif-s0", damaged)
     (damaged / "metrics.csv").write_bytes(b"\x00\xff not a metrics file\n1,2\n")
+    # a study whose one finished run has a damaged report.json
+    report = root / "damaged-study" / "study-digits" / "qif-s0" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text('{"accuracy": 50, "settings": ')
     return {"run": str(root / "runs" / "digits-qif-s0"), "root": root,
-            "damaged": str(damaged / "last.pt"),
+            "damaged": str(damaged / "last.pt"), "damaged_study": str(root / "damaged-study"),
             "file": str(root / "file.txt"), "in_file": str(root / "file.txt" / "x.png"),
             "folder": str(root / "empty"), "garbage": str(root / "garbage.pt"),
             "missing": str(root / "missing" / "nothing.pt"), "out": str(root / "out" / "o.png"),
@@ -229,8 +233,10 @@ def analyze_run_args(draw, w):
 
 
 def study_args(draw, w):
+    damaged = ["--variants", "qif", "--seeds", "0", "--set", f"out_dir={w['damaged_study']}"]
     return study_mistakes(draw, w, "study", (["--variants", "qif", "nope"],
-                                             ["--variants", "lif", "lif"]))
+                                             ["--variants", "lif", "lif"], damaged,
+                                             damaged + ["--report"]))
 
 
 def plot_args(draw, w):
