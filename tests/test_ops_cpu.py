@@ -164,6 +164,11 @@ def test_a_truncated_cached_library_is_rebuilt_with_a_note_not_mapped(tmp_path):
     cache = tmp_path / "ext" / "quadfire" / good.parent.name
     cache.mkdir(parents=True)
     bad = cache / good.name
+    odd = bytearray(data)
+    odd[54:56] = (8).to_bytes(2, "little")  # e_phentsize: program header entries of 8 bytes
+    bad.write_bytes(bytes(odd))
+    assert cpu.library_problem(bad) == "has a malformed ELF header (program header entries " \
+                                       "of 8 bytes)"
     for size in (0, 10, 100, len(data) - 1, len(data) // 2):  # half: mapped, it is SIGBUS
         bad.write_bytes(data[:size])
         assert cpu.library_problem(bad) is not None, size

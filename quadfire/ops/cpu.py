@@ -182,6 +182,8 @@ def library_problem(path: Path) -> str | None:
                                    head[16:64 if wide else 52])
             phoff, shoff, phentsize, phnum, shentsize, shnum = (fields[4], fields[5],
                                                                 *fields[8:12])
+            if phentsize < (56 if wide else 32):  # the size of one program header entry
+                return f"has a malformed ELF header (program header entries of {phentsize} bytes)"
             needed = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
             if needed > size:
                 return f"is cut short ({size} bytes, its ELF header accounts for {needed})"
