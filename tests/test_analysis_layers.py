@@ -46,3 +46,13 @@ def test_analyze_run_cli(tmp_path, capsys):
     assert "body.1" in capsys.readouterr().out
     saved = json.loads((run / "layers.json").read_text())
     assert list(saved["layers"]) == ["body.1", "body.3", "body.7"] and saved["mismatch"] is None
+    # --mismatch: each window rule's gradient mismatch at every layer's own statistics
+    assert main(["analyze", "run", str(run), "--batches", "1", "--mismatch", "--pairs", "200",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert set(saved["mismatch"]) == {"body.1", "body.3", "body.7"}
+    for layer, m in saved["mismatch"].items():
+        assert {"band", "band-below", "noise", "noise@measured"} <= set(m["cosine"]), layer
+        assert all(-1 <= c <= 1 for c in m["cosine"].values())
+        assert m["setup"]["sigma"] == pytest.approx(saved["layers"][layer]["x_std"])
+    assert "noise@measured" in capsys.readouterr().out

@@ -3,13 +3,16 @@ stderr that starts with ``quadfire``, never a traceback.
 
 The property test draws, for each command and subcommand, an argument list that holds at
 least one mistake (a wrong type, a number out of range, nan or inf, a missing file, a file
-where a folder is meant, a folder where a file is meant, a config value that cannot be) among
+where a folder is meant, a folder where a file is meant, a config value that cannot be, a dict
+set whole and by one of its keys, a model too large for memory, a resume that changes a
+setting the run cannot change, a run whose metrics.csv or report.json is damaged) among
 otherwise valid arguments. Every drawn call fails before any training, analysis or benchmark
 starts; it runs in-process through `quadfire.cli.main`.
 """
 import contextlib
 import io
 import os
+import shutil
 
 import pytest
 import torch
@@ -21,6 +24,18 @@ from quadfire.cli import main
 # "cuda" is a mistake only where there is no GPU; elsewhere it would start real work.
 NO_CUDA = [] if torch.cuda.is_available() else ["cuda"]
 
+
+def _always_overcommit() -> bool:
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+# A model too large for memory (100 TB for one weight): refused at once by the allocator,
+# except where the kernel grants any allocation and filling it would meet the OOM killer.
+TOO_LARGE = [] if _always_overcommit() else ["{width: 8, hidden: 100000000000}"]
 ARGV_CHARACTERS = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 NUMBERS = ["nan", "inf", "-inf", "abc", "", "1e999", "0x10", "1,5", "[1]", "None"]
 # --set KEY=VALUE mistakes: each value is wrong for its key.
@@ -43,7 +58,8 @@ BAD_SETTINGS = {
     "neuron_kwargs": ["{a: -1}", "{aa: 1}", "{surrogate_width: x}", "{a: [1}", "[1]",
                       "{v_th: abc}", "{surrogate: noise, sigma: '1'}", "{learnable: maybe}",
                       "{a: 0.001, learnable: scalar, u2: 1.5}", "{1: 2, b: 3}"],
-    "model_kwargs": ["{width: '8'}", "{width: 0}", "{nope: 1}", "{width: [}", "{width: 1.5}"],
+    "model_kwargs": ["{width: '8'}", "{width: 0}", "{nope: 1}", "{width: [}", "{width: 1.5}",
+                     *TOO_LARGE],
     "data.batch_size": ["0", "-1", "1.5", "99999999999"],
     "data.workers": ["-1", "1000", "x"],
     "data.seed": ["-1"], "data.dataset": ["nope", "[1]"], "data.download": ["maybe"],
@@ -62,7 +78,16 @@ def world(tmp_path_factory):
     (root / "empty").mkdir()
     (root / "bad.yaml").write_text("extends: 5\n")
     (root / "list.yaml").write_text("- a\n- b\n")
+    # a copy of the run whose metrics.csv is damaged: resuming it must name the file
+    damaged = root / "damaged"
+    shutil.copytree(root / "runs" / "digits-qif-s0", damaged)
+    (damaged / "metrics.csv").write_bytes(b"\x00\xff not a metrics file\n1,2\n")
+    # a study whose one finished run has a damaged report.json
+    report = root / "damaged-study" / "study-digits" / "qif-s0" / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text('{"accuracy": 50, "settings": ')
     return {"run": str(root / "runs" / "digits-qif-s0"), "root": root,
+            "damaged": str(damaged / "last.pt"), "damaged_study": str(root / "damaged-study"),
             "file": str(root / "file.txt"), "in_file": str(root / "file.txt" / "x.png"),
             "folder": str(root / "empty"), "garbage": str(root / "garbage.pt"),
             "missing": str(root / "missing" / "nothing.pt"), "out": str(root / "out" / "o.png"),
@@ -79,8 +104,12 @@ def bad_set(draw):
 def bad_sets(draw, w, writes_runs=True):
     """At least one bad --set (or a malformed one, or, for commands that write run
     directories, out_dir pointing at a file)."""
-    first = draw(st.sampled_from(["bad", "bad", "bad", "nokey"] + ["outfile"] * writes_runs))
+    first = draw(st.sampled_from(["bad", "bad", "bad", "nokey", "whole-and-key"]
+                                 + ["outfile"] * writes_runs))
+    # a dict set both whole and by one of its keys, in either order
+    both = draw(st.permutations(["neuron_kwargs.u2=0.6", "neuron_kwargs={a: 0.2}"]))
     parts = {"bad": bad_set(draw), "nokey": ["--set", "lr"],
+             "whole-and-key": ["--set", both[0], "--set", both[1]],
              "outfile": ["--set", f"out_dir={w['file']}"]}[first]
     # then maybe anything at all for some key: the first mistake guarantees a failure, this
     # one explores what else a value can be (argv strings hold no NUL)
@@ -101,7 +130,19 @@ def train_args(draw, w):
     return ["train", recipe, *extra]
 
 
+# Settings a resumed run may not change (docs/training.md), each with a value other than the
+# world's smoke run has.
+RESUME_CHANGES = ["neuron=lif", "epochs=5", "T=2", "data.batch_size=3", "model=csnn",
+                  "data.dataset=fashion-mnist", "lr=0.5", "neuron_kwargs.a=0.5", "seed=1"]
+
+
 def train_resume_args(draw, w):
+    if draw(st.booleans()):  # the world's own run, continued with a setting it cannot change
+        change = draw(st.sampled_from(RESUME_CHANGES))
+        return ["train", "--resume", os.path.join(w["run"], "last.pt"), "--set", change]
+    if draw(st.booleans()):  # the damaged copy, resumed in its own folder
+        return ["train", "--resume", w["damaged"], "--set", f"out_dir={w['root']}", "--set",
+                "run_name=damaged"]
     return ["train", "--resume", draw(st.sampled_from([w["missing"], w["garbage"], w["folder"],
                                                       w["file"], w["long"]]))]
 
@@ -192,8 +233,10 @@ def analyze_run_args(draw, w):
 
 
 def study_args(draw, w):
+    damaged = ["--variants", "qif", "--seeds", "0", "--set", f"out_dir={w['damaged_study']}"]
     return study_mistakes(draw, w, "study", (["--variants", "qif", "nope"],
-                                             ["--variants", "lif", "lif"]))
+                                             ["--variants", "lif", "lif"], damaged,
+                                             damaged + ["--report"]))
 
 
 def plot_args(draw, w):
@@ -306,6 +349,8 @@ def test_bad_arguments_end_in_one_line_and_exit_2(world, tmp_path_factory, data)
     ["train", "digits-qif", "--set", "lr=inf"], ["train", "digits-qif", "--set", "device=xyz"],
     ["train", "digits-qif", "--set", "out_dir=FILE"],
     ["train", "digits-qif", "--set", "neuron_kwargs={a: [1}"],
+    ["train", "digits-qif", "--set", "neuron_kwargs.u2=0.6", "--set", "neuron_kwargs={a: 0.2}"],
+    ["train", "digits-qif", "--set", "neuron_kwargs={a: 0.2}", "--set", "neuron_kwargs.u2=0.6"],
 ])
 def test_the_issue_examples(world, argv):
     """The cases the issue names, each checked by name (the property test draws them too)."""

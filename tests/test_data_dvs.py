@@ -4,6 +4,7 @@ Recordings are written byte for byte in jAER's AEDAT 2.0 layout: '#' header line
 CR LF, then big-endian (uint32 address, uint32 timestamp) pairs with the DVS128 address bits
 (bit 0: 0 = ON; bits 1-7: 127 - x; bits 8-14: y from the bottom; bit 15: sync event).
 """
+import os
 import struct
 import time
 import warnings
@@ -206,6 +207,25 @@ def test_corrupt_cache_is_rebuilt_with_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert torch.equal(data[0][0], fresh)
+
+
+def test_a_replaced_recording_is_framed_anew_not_served_from_the_cache(tmp_path):
+    """The cache used to be keyed by T and frame size alone: replace a recording and its old
+    frames came back (sum 500 where a fresh decode gives 50)."""
+    path = tmp_path / "rec.aedat"
+    write_aedat2(path, *random_events(np.random.default_rng(5), 500))
+    data = DVSFrames([path], [0], T=5, size=48)
+    assert data[0][0].sum().item() == pytest.approx(500)
+    write_aedat2(path, *random_events(np.random.default_rng(6), 50))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stale cache is rebuilt quietly: nothing is wrong
+        assert data[0][0].sum().item() == pytest.approx(50)
+    # the same size, only a new modification time, counts as another recording too
+    stale = cache_file(path, 5, 48, "").read_bytes()
+    write_aedat2(path, *random_events(np.random.default_rng(7), 50))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    expected = DVSFrames([path], [0], T=5, size=48, cache_dir=str(tmp_path / "fresh"))[0][0]
+    assert torch.equal(data[0][0], expected) and cache_file(path, 5, 48, "").read_bytes() != stale
 
 
 def test_too_short_recording_is_named(tmp_path):

@@ -9,6 +9,7 @@ import torch
 
 from quadfire.data import DataConfig, build_loaders, dataset_info, synthetic_loaders
 from quadfire.data import mnist
+from quadfire.cli import main
 from quadfire.errors import ConfigError
 from quadfire.data.mnist import FILES, mnist_datasets, read_idx
 from quadfire.data.transforms import NORMALIZATION
@@ -88,14 +89,40 @@ def test_mixed_raw_and_gz_in_one_folder(tmp_path):
     torch.testing.assert_close(test[0][0][0], standardised(written["t10k"][0][0], "mnist"))
 
 
-def test_system_folder_comes_after_root(tmp_path, monkeypatch):
+def test_system_folder_only_when_data_root_is_left_as_it_is(tmp_path, monkeypatch):
     system = tmp_path / "usr-share"
     written = make_files(system, seed=2)
     monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"fashion-mnist": system})
-    check_test_split(DataConfig(dataset="fashion-mnist", root=str(tmp_path / "empty")), written)
+    monkeypatch.chdir(tmp_path)  # the default data.root, "data", holds nothing here
+    check_test_split(DataConfig(dataset="fashion-mnist"), written)
     # a copy under data.root wins over the system folder
     mine = make_files(tmp_path / "root" / "fashion-mnist", seed=3)
     check_test_split(DataConfig(dataset="fashion-mnist", root=str(tmp_path / "root")), mine)
+    # a data.root the user named is used or named in the error, never swapped for the system copy
+    with pytest.raises(FileNotFoundError, match=f"system copy in {system} is not used, because "
+                                                f"data.root names another folder"):
+        mnist_datasets(DataConfig(dataset="fashion-mnist", root=str(tmp_path / "empty")))
+
+
+def test_an_incomplete_data_root_names_the_missing_files(tmp_path, monkeypatch, capsys):
+    """3 of the 4 files under data.root: an error naming the fourth, though a full system copy
+    exists (it used to be taken silently)."""
+    system = tmp_path / "usr-share"
+    make_files(system)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"fashion-mnist": system})
+    folder = tmp_path / "mine" / "fashion-mnist"
+    make_files(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert main(["train", "fmnist-csnn-t4-qif", "--set", f"data.root={tmp_path / 'mine'}",
+                 "--set", f"out_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{folder} (has train-images-idx3-ubyte, train-labels-idx1-ubyte, " \
+        f"t10k-images-idx3-ubyte; lacks t10k-labels-idx1-ubyte)" in err[0], err
+    assert "not used, because of the incomplete copy above" in err[0]
+    monkeypatch.chdir(tmp_path)  # the same under the default data.root
+    (tmp_path / "mine").rename(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match="lacks t10k-labels-idx1-ubyte"):
+        mnist_datasets(DataConfig(dataset="fashion-mnist"))
 
 
 def test_missing_dataset_names_every_way(tmp_path):

@@ -143,6 +143,22 @@ def test_missing_data_is_named_and_download_goes_through_tonic(tmp_path, monkeyp
     assert next(iter(test_loader))[0].shape == (4, 2, 700)
 
 
+def test_an_offline_download_is_one_line(tmp_path, monkeypatch, capsys):
+    """urllib's URLError used to reach the user as a traceback."""
+    import urllib.error
+    from quadfire.cli import main
+
+    def offline(self):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+    monkeypatch.setattr(tonic.datasets.SHD, "download", offline)
+    assert main(["train", "shd-seq-mlp-t100-qif", "--download", "--set",
+                 f"data.root={tmp_path / 'data'}", "--set", f"out_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = (f"could not download Tonic's SHD into {tmp_path / 'data' / 'SHD'} (URLError: "
+                f"[Errno -3] Temporary failure in name resolution); check the network")
+    assert len(err) == 1 and expected in err[0], err
+
+
 # --- N-MNIST in its real binary format -------------------------------------------------------
 
 def write_nmnist_bin(path, x, y, t, p):
@@ -218,6 +234,17 @@ def test_cache_is_reused_and_keyed_by_the_options(nmnist, monkeypatch):
     base = root / "quadfire-frames" / "NMNIST"
     build_loaders(DataConfig(**{**vars(cfg), "frame_by": "time"}), 3)[1].dataset[0]
     assert {p.name for p in base.iterdir()} == {"T3_events_dn0_ds1", "T3_time_dn0_ds1"}
+
+
+def test_a_replaced_recording_rebuilds_the_cached_frames(nmnist):
+    root, events = nmnist
+    cfg = DataConfig(dataset="tonic:NMNIST", root=str(root), eval_batch_size=10)
+    first, _ = next(iter(build_loaders(cfg, 3)[1]))
+    x, y, t, p = (e[:5] for e in events["Test", 4])  # recording 4 now holds 5 events
+    write_nmnist_bin(root / "NMNIST" / "Test" / "4" / "00001.bin", x, y, t, p)
+    again, _ = next(iter(build_loaders(cfg, 3)[1]))
+    assert first[:, 4].sum() == len(events["Test", 4][0]) and again[:, 4].sum() == 5
+    assert torch.equal(again[:, 3], first[:, 3])
 
 
 # --- datasets Tonic publishes without a split ------------------------------------------------

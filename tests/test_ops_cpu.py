@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 
 from quadfire import ops
 from quadfire.neurons import LIF, QIF
+from quadfire.errors import ConfigError
 from quadfire.ops import cpu, pack
 
 from strategies import (assert_half_input, assert_matches_reference, assert_same,
@@ -153,6 +155,48 @@ def test_cached_build_is_reused_by_a_new_process():
     assert "compiling" not in r.stderr
 
 
+def test_a_truncated_cached_library_is_rebuilt_with_a_note_not_mapped(tmp_path):
+    """A library cut short (a linker killed mid-write) used to kill every later process,
+    `quadfire info` included, with SIGBUS. It is checked before it is mapped and rebuilt; the
+    build is atomic, so it leaves no partial file and no temporary folder behind. (The child's
+    compile is stood in for by a copy of this machine's good library, which the real compile
+    would produce: the check, the note, the rename and the load are the real ones.)"""
+    good = Path(cpu.build_info()["library"])
+    data = good.read_bytes()
+    assert cpu.library_problem(good) is None
+    cache = tmp_path / "ext" / "quadfire" / good.parent.name
+    cache.mkdir(parents=True)
+    bad = cache / good.name
+    odd = bytearray(data)
+    odd[54:56] = (8).to_bytes(2, "little")  # e_phentsize: program header entries of 8 bytes
+    bad.write_bytes(bytes(odd))
+    assert cpu.library_problem(bad) == "has a malformed ELF header (program header entries " \
+                                       "of 8 bytes)"
+    for size in (0, 10, 100, len(data) - 1, len(data) // 2):  # half: mapped, it is SIGBUS
+        bad.write_bytes(data[:size])
+        assert cpu.library_problem(bad) is not None, size
+    code = ("import shutil, sys, torch\n"
+            "from pathlib import Path\n"
+            "from torch.utils import cpp_extension\n"
+            "from quadfire import ops\n"
+            "def compile_(name, build_directory, **kw):\n"
+            "    out = Path(build_directory) / f'{name}.so'\n"
+            "    shutil.copy(sys.argv[1], out)\n"
+            "    torch.ops.load_library(str(out))\n"
+            "cpp_extension.load = compile_\n"
+            "print(ops.select_backend(torch.zeros(2, 2)))\n")
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext")}
+    r = subprocess.run([sys.executable, "-c", code, str(good)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip() == "cpu", r.stderr[-3000:]
+    notes = [line for line in r.stderr.splitlines() if line.startswith("quadfire: ")]
+    assert notes[0] == (f"quadfire: the cached fused CPU kernel library {bad} is cut short "
+                        f"({len(data) // 2} bytes, its ELF header accounts for {len(data)}); "
+                        f"rebuilding it"), r.stderr[-3000:]
+    assert bad.read_bytes() == data
+    assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]  # no temp folder
+
+
 def test_no_compiler_warns_once_and_uses_reference(tmp_path):
     code = ("import warnings, torch\n"
             "from quadfire import ops\n"
@@ -201,6 +245,22 @@ def test_a_malformed_cache_limit_is_named(value):
     assert r.stdout.startswith("ConfigError QUADFIRE_CPU_CACHE_MB must be a whole number")
     assert repr(value) in r.stdout
     assert cpu._check_cache_limit(" 64 ") is None and cpu._check_cache_limit("0") is None
+
+
+def test_a_cache_limit_too_large_for_64_bits_is_named():
+    """99999999999999999999999 MiB used to wrap around in buffers.cpp to a negative (then
+    zero) limit, disabling the cache without a word."""
+    code = ("import torch\nfrom quadfire import ops\n"
+            "try:\n    ops.select_backend(torch.zeros(2, 2))\n"
+            "except Exception as e:\n    print(type(e).__name__, e)\n")
+    r = _python(code, {"QUADFIRE_CPU_CACHE_MB": "99999999999999999999999"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"ConfigError QUADFIRE_CPU_CACHE_MB must be at most "
+                               f"{2**44 - 1} MiB"), r.stdout
+    assert "got 99999999999999999999999" in r.stdout
+    assert cpu._check_cache_limit(str(2**44 - 1)) is None
+    with pytest.raises(ConfigError):
+        cpu._check_cache_limit(str(2**44))
 
 
 def test_a_malformed_target_is_named_and_the_reference_path_used(tmp_path):

@@ -53,6 +53,17 @@ def test_rule_widths():
     assert noise.width == pytest.approx(math.sqrt(2 * math.pi) / 1.375)
 
 
+@pytest.mark.parametrize("sigma", [0.25, 0.5, 2.0])
+def test_the_noise_window_scales_with_sigma(sigma):
+    """w = sqrt(2 pi) sigma / f'(v_th): linear in sigma, through the neuron as well (the only
+    other width check uses sigma = v_th, which a rule ignoring sigma would pass)."""
+    slope = 1 + 0.25 * (2 * 1.2 - 0.0 - 0.5)  # f'(v_th) at a = 0.25, u1 = 0, u2 = 0.5, v_th = 1.2
+    expected = math.sqrt(2 * math.pi) * sigma / slope
+    assert qif_window("noise", 0.25, 0.0, 0.5, 1.2, sigma=sigma).width == pytest.approx(expected)
+    neuron = QIF(v_th=1.2, surrogate="noise", sigma=sigma)
+    assert float(neuron.params().window.width) == pytest.approx(expected)
+
+
 def test_heaviside_fires_at_threshold():
     assert spike(torch.tensor([-1e-7, 0.0, 1e-7]), Window()).tolist() == [0, 1, 1]
 

@@ -161,3 +161,16 @@ def test_a_dotted_override_changes_one_entry_of_a_dict_field(tmp_path):
     assert cfg.neuron_kwargs == {"a": 0.2}
     with pytest.raises(ConfigError, match=r"neuron_kwargs.a: '\[1' is not a YAML value"):
         load_config(recipe, ["neuron_kwargs.a=[1"])
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_a_dict_set_whole_and_by_a_key_is_an_error_in_either_order(order):
+    """The whole value used to drop the key given before it silently, while the other order
+    was an error: one rule for both."""
+    pairs = ["neuron_kwargs.u2=0.6", "neuron_kwargs={a: 0.2}"][::1 - 2 * order]
+    with pytest.raises(ConfigError, match=rf"--set {re.escape(pairs[1])} and --set "
+                                          rf"{re.escape(pairs[0])} both set neuron_kwargs"):
+        load_config(None, pairs)
+    # the same key twice: the later value wins, as for any setting
+    assert load_config(None, ["neuron_kwargs.u2=0.6", "neuron_kwargs.u2=0.7"]
+                       ).neuron_kwargs == {"u2": 0.7}

@@ -83,9 +83,16 @@ def test_sigterm_then_resume_matches_uninterrupted(tmp_path, monkeypatch, uninte
     # wall time adds up over the interruption: the part before the stop is carried over
     assert 0 < state["wall_s"] <= stopped["wall_s"] < resumed["wall_s"]
     assert resumed["accuracy"] == full["accuracy"]
-    assert len((cfg.run_dir / "metrics.csv").read_text().splitlines()) == 3
+    assert resumed["best_accuracy"] == full["best_accuracy"]
+    # every row as an uninterrupted run wrote it: the interrupted epoch's lr is its first
+    # step's, and its loss and accuracy count the steps trained before the stop too
+    full_cfg = uninterrupted[0]
+    assert (cfg.run_dir / "metrics.csv").read_text() == \
+        (full_cfg.run_dir / "metrics.csv").read_text()
     again = engine.fit(cfg, resume=cfg.run_dir / "last.pt")  # already finished: evaluate only
     assert again["accuracy"] == full["accuracy"] and again["epochs_completed"] == 2
+    # the best accuracy is the run's, not only that of the epochs trained since the resume
+    assert again["best_accuracy"] == full["best_accuracy"] > 0
 
 
 def test_corrupt_checkpoint_refuses_to_resume_and_is_kept(tmp_path):
@@ -217,3 +224,37 @@ def test_a_dead_worker_saves_the_position_before_the_error(tmp_path, monkeypatch
         engine.fit(cfg, smoke=True)
     state = checkpoint.load(cfg.run_dir / "last.pt")
     assert state["epoch"] == 1 and state["step"] in (0, 1) and finite_state(cfg.run_dir / "last.pt")
+
+
+def test_exact_resume_with_augmentation_and_dropout(tmp_path, monkeypatch):
+    """The digits convnet draws no random numbers per step, so it cannot tell whether a
+    mid-epoch resume restores the RNG states. The PLIF paper's net (dropout masks fixed over
+    time) on Fashion-MNIST with random crops draws them both in the data and in the model."""
+    import numpy as np
+    from test_data_mnist import write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "fashion-mnist"
+    for split, n in (("train", 96), ("t10k", 32)):
+        write_idx(folder, f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28),
+                                                                     dtype=np.uint8), True)
+        write_idx(folder, f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8),
+                  True)
+
+    def cfg(name):
+        return load_config(read_recipe("fmnist-plifnet-t8-qif"), [
+            f"out_dir={tmp_path}", f"run_name={name}", "progress=false", "tensorboard=false",
+            "T=2", "epochs=2", "model_kwargs={channels: 4, dropout: 0.5, vote: 2}",
+            f"data.root={tmp_path / 'data'}", "data.crop_padding=2", "data.cutout=6"])
+    full = engine.fit(cfg("full"))
+    stopped_cfg = cfg("stopped")
+    with monkeypatch.context() as m:  # SIGTERM in training step 9: epoch 2, step 3 of 6
+        criterion = signal_once_on_call(engine.loss_fn(stopped_cfg), 9)
+        m.setattr(engine, "loss_fn", lambda c: criterion)
+        stopped = engine.fit(stopped_cfg)
+    state = checkpoint.load(stopped_cfg.run_dir / "last.pt")
+    assert stopped["interrupted"] and (state["epoch"], state["step"]) == (1, 3)
+    resumed = engine.fit(stopped_cfg, resume=stopped_cfg.run_dir / "last.pt")
+    assert resumed["replica_digests"] == full["replica_digests"]
+    assert (stopped_cfg.run_dir / "metrics.csv").read_text() == \
+        (tmp_path / "full" / "metrics.csv").read_text()

@@ -1,11 +1,13 @@
 """`quadfire study`: variants change only the neuron, finished runs are reused, interrupted
 ones resumed, and the table and figures come from the runs' own reports."""
+import dataclasses
 import json
 
 import pytest
 
 from quadfire.cli import main
 from quadfire.errors import ConfigError
+from quadfire.train import checkpoint
 from quadfire.train.study import plan, run_study
 from quadfire.train.typed_yaml import to_dict
 from quadfire.train.variants import STUDY, VARIANTS
@@ -49,7 +51,8 @@ def _fake_fit(calls, interrupt_at=None):
         calls.append((cfg.run_name, resume is not None))
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if interrupt_at == cfg.run_name:
-            (cfg.run_dir / "last.pt").write_bytes(b"x")
+            checkpoint.save({"model": {}, "optimizer": {}, "epoch": 0, "rng": {},
+                             "config": dataclasses.asdict(cfg)}, cfg.run_dir / "last.pt")
             return {"interrupted": True, "signal": 15, "rank": 0}
         acc = 50.0 + cfg.seed + (10 if cfg.neuron == "qif" else 0)
         (cfg.run_dir / "metrics.csv").write_text(
@@ -137,3 +140,50 @@ def test_a_report_trains_nothing_and_names_the_runs_it_left_out(tmp_path, capsys
     assert main(["study", "digits", "--report", "--seeds", "7", "--variants", "qif",
                  "--set", f"out_dir={tmp_path}"]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def test_a_finished_study_rerun_with_other_epochs_is_refused_and_rewrites_nothing(tmp_path):
+    """It used to 'resume' every run with nothing to train and rewrite each report.json with
+    the new epochs beside the old accuracies."""
+    calls, log = [], []
+    args = ("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}", "epochs=2"])
+    study = run_study(*args, fit=_fake_fit(calls), log=log.append)
+    reports = {p: p.read_bytes() for p in study.folder.glob("*/report.json")}
+    calls.clear()
+    for epochs in (1, 3):
+        with pytest.raises(ConfigError, match=r"finished run with other settings \(\['epochs'\]\)"):
+            run_study("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}", f"epochs={epochs}"],
+                      fit=_fake_fit(calls), log=log.append)
+        with pytest.raises(ConfigError, match=r"other settings \(\['epochs'\]\)"):
+            run_study("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}", f"epochs={epochs}"],
+                      fit=_fake_fit(calls), log=log.append, report_only=True)
+    assert calls == [] and reports == {p: p.read_bytes() for p in reports}
+
+
+def test_an_interrupted_run_of_other_settings_is_refused_before_any_run_starts(tmp_path):
+    calls, log = [], []
+    args = ("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}", "epochs=2"])
+    run_study(*args, fit=_fake_fit(calls, interrupt_at="lif-s0"), log=log.append)
+    calls.clear()
+    with pytest.raises(ConfigError, match=r"lr: 0\.002 in the run, 0\.1 given"):
+        # lif-s1 (new) comes first: it would train before lif-s0's turn without the early check
+        run_study("digits", ["lif"], [1, 0], [f"out_dir={tmp_path}", "epochs=2", "lr=0.1"],
+                  fit=_fake_fit(calls), log=log.append)
+    assert calls == []
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
+def test_a_damaged_report_is_one_line_naming_it(tmp_path, capsys, content):
+    calls, log = [], []
+    run_study("digits", ["qif", "lif"], [0], [f"out_dir={tmp_path}", "epochs=2"],
+              fit=_fake_fit(calls), log=log.append)
+    damaged = tmp_path / "study-digits" / "lif-s0" / "report.json"
+    damaged.write_text(content)
+    base = ["study", "digits", "--seeds", "0", "--variants", "qif", "lif", "--set",
+            f"out_dir={tmp_path}", "--set", "epochs=2"]
+    for argv in (base, base + ["--report"]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{damaged} " in err[0] and "delete it" in err[0], err
+    assert damaged.read_text() == content

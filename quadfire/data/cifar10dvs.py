@@ -24,7 +24,7 @@ from .aedat import read_aedat
 from .common import stratified_split
 from .config import DataConfig, frames_of
 from .events import integrate_frames, resize_frames
-from .frame_cache import read_or_build
+from .frame_cache import fingerprint, read_or_build
 from .registry import DatasetEntry, DatasetInfo, register_dataset
 from .transforms import EventAugment
 from ..errors import DataError, DataNotFoundError
@@ -68,8 +68,8 @@ def cache_file(recording: Path, T: int, size: int, cache_dir: str) -> Path:
 
 def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
     """Frames ``[T, 2, size, size]`` of one recording, from `cache` when it holds them
-    (`quadfire.data.frame_cache.read_or_build`: rebuilt with a warning when unreadable or
-    mis-shaped, written atomically)."""
+    (`quadfire.data.frame_cache.read_or_build`: rebuilt when the recording changed since,
+    with a warning when unreadable or mis-shaped, written atomically)."""
 
     def build() -> dict[str, np.ndarray]:
         events = read_aedat(recording)
@@ -79,7 +79,8 @@ def load_frames(recording: Path, T: int, size: int, cache: Path) -> np.ndarray:
             raise DataError(f"{recording}: {e}") from e
         return {"frames": resize_frames(counts, size)}
 
-    return read_or_build(cache, (T, 2, size, size), build, str(recording))["frames"]
+    return read_or_build(cache, (T, 2, size, size), build, str(recording),
+                         stamp=fingerprint([recording]))["frames"]
 
 
 class DVSFrames(Dataset):

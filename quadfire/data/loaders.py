@@ -248,7 +248,12 @@ def _loaders(cfg: DataConfig, train: Dataset, test: Dataset, info: DatasetInfo,
         persistent_workers=cfg.workers > 0,
         collate_fn=collate,
     )
-    train_loader = Loader(train, batch_size=cfg.batch_size, sampler=train_sampler, **common)
+    # A last training batch of one sample is dropped: batch normalisation cannot normalise one
+    # value per channel (T = 1 into a fully connected layer), and skipping it costs one sample
+    # of the epoch, a different one each epoch (the order is reshuffled).
+    single = len(train_sampler) % cfg.batch_size == 1 and len(train_sampler) > 1
+    train_loader = Loader(train, batch_size=cfg.batch_size, sampler=train_sampler,
+                          drop_last=single, **common)
     test_loader = Loader(test, batch_size=cfg.eval_batch_size, sampler=test_sampler, **common)
     for part, loader in (("training", train_loader), ("test", test_loader)):
         if len(loader) == 0:

@@ -13,8 +13,13 @@ Resolution order (the first folder holding all four files wins):
 1. under ``data.root``: torchvision's layout ``<root>/FashionMNIST/raw`` (``MNIST/raw``), then a
    flat folder ``<root>/fashion-mnist`` (``<root>/mnist``), then ``<root>`` itself;
 2. the folder of a system package (Debian's ``dataset-fashion-mnist`` installs
-   ``/usr/share/datasets/fashion-mnist``; MNIST has none);
+   ``/usr/share/datasets/fashion-mnist``; MNIST has none), only when ``data.root`` is the
+   default and none of its folders holds any of the files: a location the user named, or an
+   incomplete copy, is never silently replaced by another copy;
 3. with ``data.download=true``, torchvision fetches the files into ``<root>/<Name>/raw``.
+
+Otherwise it is a DataNotFoundError that names every folder searched and, for a folder that
+holds some of the files, the ones it lacks.
 
 torchvision 0.29's ``MNIST``/``FashionMNIST`` classes only read the extracted files under
 ``<root>/<Name>/raw`` and their IDX reader opens files as raw bytes (a ``.gz`` fails an
@@ -55,6 +60,7 @@ TORCHVISION_NAME = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 # Folders installed by system packages, searched after data.root (tests monkeypatch this).
 SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 DEBIAN_PACKAGE = {"fashion-mnist": "dataset-fashion-mnist"}
+DEFAULT_ROOT = DataConfig.root  # data.root left as it is: the system folder may be searched
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -115,27 +121,40 @@ def _complete(folder: Path) -> bool:
     return all(_existing(folder, name).is_file() for name in FILES)
 
 
-def candidate_dirs(dataset: str, root: str | Path) -> list[Path]:
-    """Folders searched for `dataset` ("mnist" or "fashion-mnist"), in order."""
+def candidate_dirs(dataset: str, root: str | Path, system: bool = True) -> list[Path]:
+    """Folders searched for `dataset` ("mnist" or "fashion-mnist"), in order; with `system`,
+    the system package's folder last."""
     root = Path(root)
     dirs = [root / TORCHVISION_NAME[dataset] / "raw", root / dataset, root]
-    if dataset in SYSTEM_DIRS:
+    if system and dataset in SYSTEM_DIRS:
         dirs.append(Path(SYSTEM_DIRS[dataset]))
     return list(dict.fromkeys(dirs))  # data.root may be one of the others
 
 
-def find_dataset(dataset: str, root: str | Path, download: bool = False) -> Path:
-    """The folder holding the four files of `dataset` (see the module docstring for the order)."""
-    dirs = candidate_dirs(dataset, root)
+def find_dataset(dataset: str, root: str | Path, download: bool = False,
+                 named: bool = True) -> Path:
+    """The folder holding the four files of `dataset` (see the module docstring for the order).
+    `named`: the user chose `root` (data.root set), so the system folder is not searched."""
+    dirs = candidate_dirs(dataset, root, system=False)
     for folder in dirs:
         if _complete(folder):
             return folder
+    partial = [f"{d} (has {', '.join(n for n in FILES if _existing(d, n).is_file())}; lacks "
+               f"{', '.join(n for n in FILES if not _existing(d, n).is_file())})"
+               for d in dirs if any(_existing(d, n).is_file() for n in FILES)]
+    system = candidate_dirs(dataset, root)[len(dirs):]
+    searched = dirs + system if not (named or partial) else dirs
+    if searched != dirs and _complete(system[0]):
+        return system[0]
     if download:
         download_mnist(dataset, root)
         return dirs[0]
-    partial = [f"{d} (has {', '.join(n for n in FILES if _existing(d, n).is_file())})"
-               for d in dirs if any(_existing(d, n).is_file() for n in FILES)]
-    raise DataNotFoundError(_missing_message(dataset, root, dirs, partial))
+    note = ""
+    if searched == dirs and system and _complete(system[0]):
+        why = "of the incomplete copy above" if partial else "data.root names another folder"
+        note = f"The system copy in {system[0]} is not used, because {why}. "
+    raise DataNotFoundError(_missing_message(dataset, root, searched, partial) + note
+                            + "Ways to get it: " + _ways(dataset, root))
 
 
 def _ways(dataset: str, root: str | Path, download: bool = True) -> str:
@@ -159,7 +178,7 @@ def _missing_message(dataset: str, root: str | Path, dirs: list[Path], partial: 
         text += f"Incomplete folders: {'; '.join(partial)}. "
     if dataset not in DEBIAN_PACKAGE:
         text += "There is no system package for it. "
-    return text + "Ways to get it: " + _ways(dataset, root)
+    return text
 
 
 def download_mnist(dataset: str, root: str | Path) -> None:
@@ -218,7 +237,7 @@ def mnist_datasets(cfg: DataConfig) -> tuple[MnistImages, MnistImages]:
     if cfg.autoaugment:
         raise ConfigError(f"data.autoaugment has no policy for {cfg.dataset} (AutoAugment's are "
                          f"for CIFAR and ImageNet); use data.crop_padding or data.cutout")
-    folder = find_dataset(base, cfg.root, cfg.download)
+    folder = find_dataset(base, cfg.root, cfg.download, named=cfg.root != DEFAULT_ROOT)
     (mean,), (std,) = NORMALIZATION[base]
     train = MnistImages(*read_split(folder, "train"), mean, std, cfg.crop_padding, cfg.cutout,
                         rows)
@@ -244,7 +263,7 @@ def _entry(name: str) -> DatasetEntry:
         return (*mnist_datasets(cfg), info(cfg, T))
 
     def download(cfg) -> None:
-        find_dataset(base, cfg.root, download=True)
+        find_dataset(base, cfg.root, download=True, named=cfg.root != DEFAULT_ROOT)
 
     title = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}[base]
     how = "one 28-pixel row per time step, T = 28" if rows else "28x28 grey images"

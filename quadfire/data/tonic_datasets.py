@@ -19,7 +19,9 @@ A sample is float32 ``[T, P, H, W]`` (channel = polarity p, row = y, column = x,
 frames) for cameras and ``[T, P*W]`` for 1-D sensors (SHD's 700 channels, P = 1); labels are
 ints. The frames of each sample are cached as ``.npz`` (`quadfire.data.frame_cache`) under
 ``<data.root>/quadfire-frames/<Name>/<key>/<split>/`` (or ``data.cache_dir`` in place of
-``<data.root>/quadfire-frames``); the key holds T and every framing option. Datasets that Tonic
+``<data.root>/quadfire-frames``); the key holds T and every framing option, and each file
+records the fingerprint of the dataset's files (names, sizes, modification times), so
+replacing a recording rebuilds the frames. Datasets that Tonic
 publishes without a train/test split (CIFAR10DVS, NCALTECH101, ...) are split 9:1 per class,
 seeded with ``data.seed``. The input shape and class count come from Tonic's class attributes
 (`KNOWN` fills in what Tonic only reads from the files), so smoke runs need no data on disk.
@@ -27,6 +29,7 @@ seeded with ``data.seed``. The input shape and class count come from Tonic's cla
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from ..errors import ConfigError, DataNotFoundError, MissingExtraError, require_
 from .common import stratified_split
 from .config import DataConfig, frames_of
 from .events import count_events, equal_count_bins
-from .frame_cache import read_or_build
+from .frame_cache import fingerprint, read_or_build
 from .registry import DatasetEntry, DatasetInfo, register_namespace
 
 PREFIX = "tonic"
@@ -141,7 +144,16 @@ def open_split(s: Spec, root: str, part: str, transform=None, download: bool = F
     constructor when files are missing; without `download` that is a DataNotFoundError."""
     kwargs = {"train": {"train": part == "train"}, "split": {"split": part}}.get(s.split, {})
     if download:
-        return s.cls(root, transform=transform, **kwargs)
+        try:
+            return s.cls(root, transform=transform, **kwargs)
+        except (PermissionError, FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise  # the user's folder: one line with the path, as it is
+        except OSError as e:  # urllib's URLError (offline, a refused connection) is one
+            reason = " ".join(str(getattr(e, "reason", None) or e).split())[:200]
+            raise DataNotFoundError(
+                f"could not download Tonic's {s.name} into {Path(root) / s.name} "
+                f"({type(e).__name__}: {reason}); check the network connection, or put the "
+                f"files there in Tonic's layout and drop data.download") from e
     # Same class name, so Tonic looks in the same folder; only its download is refused.
     offline = type(s.cls.__name__, (s.cls,), {"download": _not_found})
     data = offline(root, transform=transform, **kwargs)
@@ -159,11 +171,12 @@ class TonicFrames(Dataset):
     """Samples `indices` of a Tonic dataset (with its transform set to `transforms`) as
     float32 frames ``[T, *step_shape]`` and int labels, cached per sample under `cache`."""
 
-    def __init__(self, source, indices, shape: tuple[int, ...], cache: Path, names: dict):
+    def __init__(self, source, indices, shape: tuple[int, ...], cache: Path, names: dict,
+                 stamp: int | None = None):
         if len(indices) == 0:
             raise ValueError(f"empty split of Tonic's {type(source).__name__}")
         self.source, self.indices, self.shape = source, list(indices), shape
-        self.cache, self.names = cache, names
+        self.cache, self.names, self.stamp = cache, names, stamp
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -181,14 +194,28 @@ class TonicFrames(Dataset):
             return {"frames": frames, "label": np.int64(_label(target, self.names))}
 
         arrays = read_or_build(self.cache / f"{j}.npz", self.shape, build, where,
-                               keys=("frames", "label"))
+                               keys=("frames", "label"), stamp=self.stamp)
         return torch.from_numpy(arrays["frames"]), int(arrays["label"])
+
+
+def cache_base(cfg: DataConfig) -> Path:
+    return Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.root) / "quadfire-frames"
 
 
 def cache_folder(s: Spec, cfg: DataConfig, T: int, part: str) -> Path:
     key = f"T{T}_{cfg.frame_by}_dn{cfg.denoise_us:g}_ds{cfg.downsample:g}"
-    base = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.root) / "quadfire-frames"
-    return base / s.name / key / part
+    return cache_base(cfg) / s.name / key / part
+
+
+def source_stamp(source, cfg: DataConfig) -> int:
+    """The `fingerprint` of every file of a Tonic dataset (its folder, the cache left out):
+    Tonic does not say which file a sample comes from, so replacing any recording rebuilds
+    the dataset's cached frames."""
+    folder = Path(source.location_on_system).resolve()
+    skip = cache_base(cfg).resolve()
+    files = [Path(d) / f for d, dirs, names in os.walk(folder)
+             if not Path(d).resolve().is_relative_to(skip) for f in names]
+    return fingerprint(files, folder)
 
 
 def _names(source, s: Spec) -> dict:
@@ -227,14 +254,15 @@ def entry(name: str) -> DatasetEntry:
             names = _names(source, s)
             labels = [_label(t, names) for t in source.targets]
             train_idx, test_idx = stratified_split(labels, TEST_FRACTION, cfg.seed)
-            cache = cache_folder(s, cfg, meta.frames, "all")
-            return (TonicFrames(source, train_idx, shape, cache, names),
-                    TonicFrames(source, test_idx, shape, cache, names), meta)
+            cache, stamp = cache_folder(s, cfg, meta.frames, "all"), source_stamp(source, cfg)
+            return (TonicFrames(source, train_idx, shape, cache, names, stamp),
+                    TonicFrames(source, test_idx, shape, cache, names, stamp), meta)
         parts = []
         for part in ("train", "test"):
             source = open_split(s, cfg.root, part, tf)
             parts.append(TonicFrames(source, range(len(source)), shape,
-                                     cache_folder(s, cfg, meta.frames, part), _names(source, s)))
+                                     cache_folder(s, cfg, meta.frames, part), _names(source, s),
+                                     source_stamp(source, cfg)))
         return (*parts, meta)
 
     def download(cfg: DataConfig) -> None:

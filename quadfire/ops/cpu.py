@@ -4,7 +4,9 @@ The extension is compiled on first use with `torch.utils.cpp_extension.load` and
 (``$TORCH_EXTENSIONS_DIR/quadfire`` or ``~/.cache/torch_extensions/quadfire``), so later
 processes only load the shared library. The cache key hashes the sources, the compiler flags,
 the torch version and the CPU's instruction-set flags (the build uses -march=native), so a
-stale or foreign binary is never picked up. The first compile is announced on stderr.
+stale or foreign binary is never picked up. The first compile is announced on stderr. Builds
+are atomic (a private folder, then a rename), and a cached library is checked to be whole
+before it is mapped: a damaged one is rebuilt with a one-line note, never loaded (`_build`).
 
 The same compile writes the compiler's vectorization report, and the build checks that every
 hot loop marked in csrc/kernels.cpp vectorized (`quadfire.ops.vectorization`); a loop that did
@@ -24,8 +26,11 @@ import os
 import platform
 import re
 import shlex
+import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -155,7 +160,56 @@ def _check_vectorization(build_dir: Path, kind: str | None) -> dict:
     return result
 
 
+def library_problem(path: Path) -> str | None:
+    """Why the shared library at `path` cannot be mapped safely, or None when it is whole.
+
+    A library cut short (a linker killed mid-write, a full disk) loads without error, and
+    the process then dies of SIGBUS at the first touch of a page past the file's end. So the
+    ELF header's own account of the file must fit in it: the program headers and every
+    loadable segment, and the section header table, which the linker writes last. (Only ELF,
+    the format of Linux and the BSDs, is checked; elsewhere the atomic build alone guards.)"""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(64)
+            if head[:4] != b"\x7fELF":
+                return None if sys.platform == "darwin" else "is not an ELF shared library"
+            if len(head) < 52 or head[4] not in (1, 2) or head[5] not in (1, 2):
+                return f"is cut short ({size} bytes, not even a whole ELF header)"
+            end = "<" if head[5] == 1 else ">"
+            wide = head[4] == 2
+            fields = struct.unpack(end + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH"),
+                                   head[16:64 if wide else 52])
+            phoff, shoff, phentsize, phnum, shentsize, shnum = (fields[4], fields[5],
+                                                                *fields[8:12])
+            if phentsize < (56 if wide else 32):  # the size of one program header entry
+                return f"has a malformed ELF header (program header entries of {phentsize} bytes)"
+            needed = max(phoff + phnum * phentsize, shoff + shnum * shentsize)
+            if needed > size:
+                return f"is cut short ({size} bytes, its ELF header accounts for {needed})"
+            f.seek(phoff)
+            table = f.read(phnum * phentsize)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    for i in range(phnum):
+        entry = table[i * phentsize:(i + 1) * phentsize]
+        if wide:
+            kind, _, offset, _, _, filesz = struct.unpack(end + "IIQQQQ", entry[:40])
+        else:
+            kind, offset, _, _, filesz = struct.unpack(end + "IIIII", entry[:20])
+        if kind == 1 and offset + filesz > size:  # PT_LOAD: what gets mapped
+            return (f"is cut short ({size} bytes, its segment {i} ends at byte "
+                    f"{offset + filesz})")
+    return None
+
+
 def _build():
+    """The path of the compiled library, loaded, and whether it was compiled now.
+
+    A cached library is validated (`library_problem`) before it is mapped; a damaged one is
+    rebuilt with a one-line note. A build runs in a private temporary folder and its library
+    is renamed into the cache only when complete (`os.replace` is atomic), so a build killed
+    half-way, or two processes building at once, never leave a partial library there."""
     if _ARCH_ERROR:  # refuse to build for a target other than the one asked for
         raise ValueError(_ARCH_ERROR)
     name = build_name()
@@ -164,32 +218,43 @@ def _build():
     if built:
         # Already compiled for exactly these sources, flags, torch and CPU: load the library
         # directly. Importing cpp_extension costs time and logs CUDA noise on GPU-less hosts.
-        try:
-            torch.ops.load_library(str(built[0]))
-            return built[0], False
-        except OSError:
-            pass  # e.g. a library another process is still linking: let the build path decide
-    from torch.utils import cpp_extension
-
-    build_dir.mkdir(parents=True, exist_ok=True)
-    fresh = not built
-    if fresh:
+        problem = library_problem(built[0])
+        if problem is None:
+            try:
+                torch.ops.load_library(str(built[0]))
+                return built[0], False
+            except OSError as e:
+                problem = f"cannot be loaded ({' '.join(str(e).split())[:200]})"
+        print(f"quadfire: the cached fused CPU kernel library {built[0]} {problem}; "
+              f"rebuilding it", file=sys.stderr, flush=True)
+    else:
         print(f"quadfire: compiling the fused CPU neuron kernels (first use only, ~30 s); "
               f"cached in {build_dir}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    kind = vectorization.compiler_kind(_cxx())
-    # is_python_module=False: the library registers torch operators (quadfire_cpu::forward,
-    # ::backward) instead of a pybind module, which keeps the torch headers it needs small.
-    cpp_extension.load(
-        name=name, sources=[str(CSRC / s) for s in SOURCES],
-        extra_cflags=[*CFLAGS, *vectorization.report_flags(kind)], extra_ldflags=list(LDFLAGS),
-        extra_include_paths=[str(CSRC)], build_directory=str(build_dir),
-        is_python_module=False, verbose=False)
-    _check_vectorization(build_dir, kind)
-    if fresh:
-        print(f"quadfire: fused CPU kernels built in {time.perf_counter() - start:.1f} s",
-              file=sys.stderr, flush=True)
-    return sorted(build_dir.glob(f"{name}*.so"))[0], True
+    from torch.utils import cpp_extension
+
+    _cache_dir().mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_cache_dir()))
+    try:
+        start = time.perf_counter()
+        kind = vectorization.compiler_kind(_cxx())
+        # is_python_module=False: the library registers torch operators (quadfire_cpu::
+        # forward, ::backward) instead of a pybind module, which keeps the torch headers it
+        # needs small. It is loaded from `work`; the mapping outlives the rename below.
+        cpp_extension.load(
+            name=name, sources=[str(CSRC / s) for s in SOURCES],
+            extra_cflags=[*CFLAGS, *vectorization.report_flags(kind)],
+            extra_ldflags=list(LDFLAGS), extra_include_paths=[str(CSRC)],
+            build_directory=str(work), is_python_module=False, verbose=False)
+        _check_vectorization(work, kind)
+        library = sorted(work.glob(f"{name}*.so"))[0]
+        build_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(work / REPORT, build_dir / REPORT)
+        os.replace(library, build_dir / library.name)  # the library last: it marks the build
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"quadfire: fused CPU kernels built in {time.perf_counter() - start:.1f} s",
+          file=sys.stderr, flush=True)
+    return build_dir / library.name, True
 
 
 def library_layout(module) -> dict:
@@ -240,12 +305,23 @@ def load():
     return _module
 
 
+# The most MiB whose byte count csrc/buffers.cpp can hold (it shifts the MiB left by 20 bits
+# in a 64-bit size_t; more wraps around to a small or zero limit).
+MAX_CACHE_MB = (2**64 - 1) >> 20
+
+
 def _check_cache_limit(value: str | None) -> None:
-    """QUADFIRE_CPU_CACHE_MB must be a whole number of MiB; csrc/buffers.cpp reads it with
-    atoll, which would turn a typo ("2G", "1e3") into 0 or 1 and quietly disable the cache."""
-    if value is not None and not value.strip().isdigit():
+    """QUADFIRE_CPU_CACHE_MB must be a whole number of MiB that fits; csrc/buffers.cpp reads
+    it with atoll, which would turn a typo ("2G", "1e3") into 0 or 1, and a number too large
+    into a wrapped-around limit, quietly disabling the cache."""
+    if value is None:
+        return
+    if not value.strip().isdigit():
         raise ConfigError(f"QUADFIRE_CPU_CACHE_MB must be a whole number of MiB (0 keeps no "
                           f"buffers), got {value!r}")
+    if int(value) > MAX_CACHE_MB:
+        raise ConfigError(f"QUADFIRE_CPU_CACHE_MB must be at most {MAX_CACHE_MB} MiB (the "
+                          f"limit in bytes must fit in 64 bits), got {value.strip()}")
 
 
 def vectorization_warning(result: dict) -> str:

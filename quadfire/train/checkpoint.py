@@ -54,7 +54,18 @@ def save(state: dict, path: str | Path) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                torch.save({"format": FORMAT, **state}, f)
+                try:
+                    torch.save({"format": FORMAT, **state}, f)
+                except RuntimeError as e:
+                    # torch's zip writer reports a failed write (ENOSPC: a full disk, EDQUOT)
+                    # as "[enforce fail at inline_container.cc:...] unexpected pos ..."
+                    if "inline_container" not in str(e):
+                        raise
+                    raise CheckpointError(
+                        f"could not write the checkpoint {path}: the file system accepted only "
+                        f"part of it ({str(e).splitlines()[0]}; {_free(path.parent)} free "
+                        f"there): is the disk full or the quota used up? The previous "
+                        f"checkpoint, if any, is untouched") from None
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -63,6 +74,15 @@ def save(state: dict, path: str | Path) -> Path:
             raise
         _fsync_dir(path.parent)
     return path
+
+
+def _free(folder: Path) -> str:
+    """The space left on `folder`'s file system, for a message."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return "unknown space"
+    return f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB"
 
 
 def _fsync_dir(folder: Path) -> None:

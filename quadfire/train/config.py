@@ -15,13 +15,22 @@ from ..models import check_model
 from ..neurons import NeuronSpec
 from .losses import LOSSES
 from .optim import OPTIMIZERS
-from .typed_yaml import from_dict, merge, parse_overrides, read_yaml
+from .typed_yaml import from_dict, merge, parse_overrides, read_yaml, to_dict
 
 AMP = ("none", "bf16", "fp16")
 NONFINITE = ("stop", "skip")
 MAX_T = 10_000          # time steps; far beyond any recipe, small enough to catch a typo
 MAX_EPOCHS = 1_000_000
 SEED_LIMIT = 2**32      # numpy's global seed is 32-bit
+# What a resumed run may set differently from the run it continues: where it writes and reads,
+# how it reports, on which device and with how many loader processes. Everything else shapes
+# the weights (model, neuron, data, T, seed) or the data order and learning-rate schedule
+# (epochs, batch size, lr, warm-up), so changing it would continue another run than the one
+# trained so far (docs/training.md, "Checkpoints and resume").
+RESUME_MAY_CHANGE = ("name", "out_dir", "run_name", "progress", "tensorboard", "device",
+                     "compile", "measure_batches", "nonfinite", "paper_accuracy",
+                     "paper_reference", "data.root", "data.download", "data.workers",
+                     "data.pin_memory", "data.eval_batch_size", "data.cache_dir")
 FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",
           "tet_lambda", "tet_phi", "grad_clip")
 
@@ -156,6 +165,37 @@ def _legacy(data: dict) -> dict:
         raise ConfigError(f"data.T={frames!r} disagrees with T={data['T']!r}; the run's T is the "
                           f"only one now (event data is framed into T frames): drop data.T")
     return {**data, "T": data.get("T", frames), "data": section}
+
+
+def resume_conflicts(run: TrainConfig, given: TrainConfig) -> list[str]:
+    """The settings of `given` that a resume of `run` may not change (`RESUME_MAY_CHANGE`),
+    each as "key: <run's value> in the run, <given value> given"."""
+    def flat(cfg: TrainConfig) -> dict:
+        values = to_dict(cfg)
+        data = values.pop("data")
+        return {**values, **{f"data.{k}": v for k, v in data.items()}}
+
+    old, new = flat(run), flat(given)
+    return [f"{key}: {old.get(key)!r} in the run, {new.get(key)!r} given"
+            for key in old if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)]
+
+
+def check_resume(saved: dict | None, given: TrainConfig, source: str) -> None:
+    """A resumed run continues the run it is: raise ConfigError naming every setting of
+    `given` that differs from `saved` (the checkpoint's config) and may not change."""
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{source} holds no run config, so it cannot be checked that "
+                          f"resuming it continues the same run; start a new run instead")
+    try:
+        run = load_config(saved)
+    except ConfigError as e:
+        raise ConfigError(f"the run config in {source} is not valid ({e}); start a new run "
+                          f"instead") from None
+    conflicts = resume_conflicts(run, given)
+    if conflicts:
+        raise ConfigError(f"--resume continues the run in {source} with the settings it was "
+                          f"trained with, but {'; '.join(conflicts)}; drop these changes, or "
+                          f"start a new run (--set run_name=NAME, or --overwrite)")
 
 
 def load_config(recipe: str | Path | dict | None = None, overrides: list[str] | None = None,

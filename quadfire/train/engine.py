@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,11 +32,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import build_loaders, synthetic_loaders
-from ..errors import CheckpointError, DataLoaderWorkerError, NonFiniteError, RunDirError
+from ..errors import (CheckpointError, ConfigError, DataLoaderWorkerError, NonFiniteError,
+                      RunDirError)
 from ..layers.sync_tdbn import convert_sync_tdbn
 from ..models import create_model, input_kwargs, load_state
 from . import checkpoint, distributed, losses, rundir
-from .config import TrainConfig
+from .config import TrainConfig, check_resume
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .report import write_report
@@ -105,10 +107,25 @@ class Run:
 
 
 def make_model(cfg: TrainConfig, data_info) -> nn.Module:
-    """The recipe's model for inputs described by `data_info` (a `DatasetInfo`)."""
-    return create_model(cfg.model, neuron=cfg.neuron, T=cfg.T, num_classes=data_info.num_classes,
-                        neuron_kwargs=cfg.neuron_kwargs,
-                        **{**input_kwargs(cfg.model, data_info.step_shape), **cfg.model_kwargs})
+    """The recipe's model for inputs described by `data_info` (a `DatasetInfo`); one that does
+    not fit in memory is a ConfigError naming the bytes asked for and the settings that size
+    it."""
+    try:
+        return create_model(cfg.model, neuron=cfg.neuron, T=cfg.T,
+                            num_classes=data_info.num_classes, neuron_kwargs=cfg.neuron_kwargs,
+                            **{**input_kwargs(cfg.model, data_info.step_shape),
+                               **cfg.model_kwargs})
+    except RuntimeError as e:  # torch.OutOfMemoryError (CUDA) is one too
+        text = str(e)
+        if "allocate" not in text or "memory" not in text:
+            raise
+        # "... you tried to allocate 102400000000000 bytes" (CPU), "Tried to allocate 20.00
+        # GiB" (CUDA)
+        asked = re.search(r"allocate ([\d.]+ ?(?:bytes|[KMGTP]i?B))", text)
+        size = asked.group(1) if asked else "more than there is"
+        raise ConfigError(f"the model {cfg.model!r} with model_kwargs {cfg.model_kwargs} does "
+                          f"not fit in memory: one of its tensors asked for {size}; make it "
+                          f"smaller with --set model_kwargs=...") from None
 
 
 def build(cfg: TrainConfig, info: distributed.DistInfo, smoke: bool = False) -> Run:
@@ -183,19 +200,23 @@ class StepGuard:
                 f"last good state")
 
 
-def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None) -> dict:
-    """One epoch; returns {"loss", "acc", "steps", "stopped", "skipped", "worker_error"}. The
+def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None,
+                carried: tuple = (0.0, 0.0, 0.0)) -> dict:
+    """One epoch; returns {"loss", "acc", "sums", "steps", "stopped", "skipped",
+    "worker_error"}, where "sums" are (loss x samples, correct, samples) over all ranks. The
     first `skip` batches were already trained before an interruption: they are drawn (to
     replay the data order) but not trained on, then `rng` (the states saved at the
-    interruption) is restored. A step whose loss, gradients or BN statistics are not finite
-    is not applied (`StepGuard`): ``cfg.nonfinite`` "stop" raises NonFiniteError, "skip" goes
-    on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
+    interruption) is restored, and `carried` (the "sums" of those batches) counts them in the
+    epoch's loss and accuracy, as an uninterrupted epoch would. A step whose loss, gradients
+    or BN statistics are not finite is not applied (`StepGuard`): ``cfg.nonfinite`` "stop"
+    raises NonFiniteError, "skip" goes on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
     (``stopped`` with the error in ``worker_error``)."""
     cfg, device = run.cfg, run.dist.device
     criterion = loss_fn(cfg)
     guard = StepGuard(run, epoch)
     run.net.train()
-    total_loss = correct = count = 0.0
+    # the steps trained before an interruption were summed over all ranks: count them once
+    total_loss, correct, count = carried if run.dist.main else (0.0, 0.0, 0.0)
     step, stopped, skipped, lost = skip, False, 0, None
     steps = len(run.train_loader)
     bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -264,7 +285,8 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
                              f"last.pt was not overwritten. Check the data and the learning rate")
     total_loss, correct, count = distributed.all_sum([total_loss, correct, count], run.dist)
     return {"loss": total_loss / max(count, 1), "acc": 100 * correct / max(count, 1),
-            "steps": step, "stopped": stopped, "skipped": skipped, "worker_error": lost}
+            "sums": (total_loss, correct, count), "steps": step, "stopped": stopped,
+            "skipped": skipped, "worker_error": lost}
 
 
 @torch.no_grad()
@@ -287,13 +309,15 @@ def evaluate(net: nn.Module, loader, info: distributed.DistInfo, amp: str = "non
             "samples": int(count)}
 
 
-def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False
-                     ) -> dict:
-    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done).
+def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False,
+                     partial: dict | None = None) -> dict:
+    """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done, and in
+    `partial` its lr at the first step and the loss and accuracy sums so far).
     `scratch`: a smoke or demo run, which a later run may replace (`rundir`)."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-            "epoch": epoch, "step": step, "best_acc": best, "rng": checkpoint.rng_state(),
+            "epoch": epoch, "step": step, "partial": partial or {}, "best_acc": best,
+            "rng": checkpoint.rng_state(),
             "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
             "scratch": scratch, "wall_s": time.time() - run.t0}
 
@@ -302,11 +326,11 @@ RESUME_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng")
 
 
 def save_checkpoint(run: Run, path: Path, epoch: int, step: int, best: float,
-                    scratch: bool) -> None:
+                    scratch: bool, partial: dict | None = None) -> None:
     """Write the checkpoint, unless the weights are no longer finite: a good last.pt is never
     replaced by a broken one."""
     StepGuard(run, epoch).check_weights()
-    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch), path)
+    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch, partial), path)
 
 
 def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
@@ -343,8 +367,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
     """
     info = distributed.setup(cfg.device)
     try:
+        # a missing or unreadable checkpoint, or one of a run with other settings, fails
+        # before anything is created or written
+        state = None if resume is None else checkpoint.load(resume, map_location=info.device)
+        if state is not None:
+            check_resume(state.get("config"), cfg, str(resume))
         with _claimed(cfg, info, resume, overwrite) as replaces:
-            return _fit(cfg, info, resume, smoke, scratch or smoke, replaces)
+            return _fit(cfg, info, resume, state, smoke, scratch or smoke, replaces)
     finally:
         distributed.teardown()
 
@@ -371,20 +400,19 @@ def _claimed(cfg: TrainConfig, info: distributed.DistInfo, resume, overwrite: bo
             lock.release()
 
 
-def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
-         scratch: bool, replaces: bool = False) -> dict:
+def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, state: dict | None,
+         smoke: bool, scratch: bool, replaces: bool = False) -> dict:
     t0 = time.time()
-    # a missing or unreadable checkpoint fails before the data and the model are built
-    state = None if resume is None else checkpoint.load(resume, map_location=info.device)
     run = build(cfg, info, smoke)
     run.t0 = t0 - float(state.get("wall_s", 0.0) if state is not None else 0.0)
     log = None
     try:
-        first_epoch, skip, best, rng = 0, 0, 0.0, None
+        first_epoch, skip, best, rng, partial = 0, 0, 0.0, None, {}
         if state is not None:
             restore(run, state, str(resume))
             first_epoch, skip, best = state["epoch"], state.get("step", 0), state.get("best_acc", 0.0)
             rng = state["rng"] if skip else None
+            partial = (state.get("partial") or {}) if skip else {}
         run_dir, ckpt_path = cfg.run_dir, cfg.run_dir / "last.pt"
         if replaces:
             rundir.clear(run_dir)
@@ -397,13 +425,18 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, smoke: bool,
         with StopRequest() as stop:
             for epoch in range(first_epoch, cfg.epochs):
                 start_epoch(run.train_loader, cfg, epoch, info.rank)
-                lr = run.optimizer.param_groups[0]["lr"]  # at the first step (docs/training.md)
-                train = train_epoch(run, epoch, stop, skip if epoch == first_epoch else 0, rng)
+                first = epoch == first_epoch
+                cut = partial if first else {}  # what the epoch cut short had done
+                # the lr at the epoch's first step (docs/training.md)
+                lr = cut.get("lr", run.optimizer.param_groups[0]["lr"])
+                train = train_epoch(run, epoch, stop, skip if first else 0, rng,
+                                    tuple(cut.get("sums", (0.0, 0.0, 0.0))))
                 skipped += train["skipped"]
                 if train["stopped"]:
                     stopped, lost = True, train["worker_error"]
                     if info.main:
-                        save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch)
+                        save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch,
+                                        {"lr": lr, "sums": list(train["sums"])})
                     break
                 try:
                     test = evaluate(run.net, run.test_loader, info, cfg.amp,

@@ -4,6 +4,37 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..errors import RunDirError
+
+COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The rows of a run's metrics.csv, checked: a header naming at least ``epoch`` and
+    ``test_acc``, an integer epoch and numbers elsewhere. Anything else (a file without a
+    header, not CSV, not text) is a RunDirError naming the file and what was expected."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if not {"epoch", "test_acc"} <= set(fields):
+                raise ValueError(f"its header is {fields[:6]}")
+            rows = list(reader)
+        for n, row in enumerate(rows, 2):
+            try:
+                row["epoch"] = int(row["epoch"])
+                for key in fields[1:]:
+                    row[key] = float(row[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"line {n} is not a row of numbers: {row}") from None
+    except (UnicodeDecodeError, csv.Error, ValueError) as e:
+        raise RunDirError(f"{path} is not a metrics file of quadfire ({e}); expected CSV with "
+                          f"the header {','.join(COLUMNS)}. Move it away (the earlier epochs' "
+                          f"rows are then not in the new file) or retrain with --overwrite") \
+            from None
+    return rows
+
 
 class MetricsLog:
     """Appends one CSV row per epoch; on resume, rows from `first_epoch` on are dropped first
@@ -18,8 +49,7 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         rows = []
         if first_epoch > 0 and self.path.is_file():
-            with self.path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < first_epoch]
+            rows = [r for r in read_rows(self.path) if r["epoch"] < first_epoch]
         self.rows = rows
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

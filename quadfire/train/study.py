@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ConfigError
-from . import rundir
-from .config import TrainConfig
+from ..errors import ConfigError, RunDirError
+from . import checkpoint, rundir
+from .config import TrainConfig, check_resume
+from .metrics import read_rows
 from .recipes import config_for, find_recipe, read_recipe, twins
 from .report import write_json
 from .typed_yaml import parse_overrides, to_dict
@@ -134,14 +135,32 @@ def plan(recipe, variants, seeds, overrides: list[str], smoke: bool = False,
     return base.name, folder, runs
 
 
+def _read_report(path: Path) -> dict:
+    """A run's report.json; one that cannot be read or is not a report is a RunDirError."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        problem = f"cannot be read ({type(e).__name__}: {e})"
+    else:
+        if isinstance(report, dict) and isinstance(report.get("accuracy"), (int, float)) \
+                and isinstance(report.get("settings"), dict):
+            return report
+        problem = "is not a run report (expected a JSON object with accuracy and settings)"
+    raise RunDirError(f"{path} {problem}; delete it (the study then resumes or re-evaluates "
+                      f"the run from its last.pt), or retrain the run with --overwrite")
+
+
 def _finished(cfg: TrainConfig) -> dict | None:
     """The report of a finished run of exactly `cfg` in its run directory, None when there is
-    none; a finished run of other settings is an error (it is never overwritten silently)."""
+    none; a finished run of other settings (epochs included) is an error (it is never
+    overwritten silently)."""
     path = cfg.run_dir / "report.json"
     if not path.is_file():
         return None
-    report = json.loads(path.read_text())
-    if report.get("interrupted") or report.get("epochs_completed") != cfg.epochs:
+    report = _read_report(path)
+    # finished by its own settings: a run of 2 epochs stays finished when 1 or 3 are asked for
+    if report.get("interrupted") or report.get("epochs_completed") != report["settings"].get(
+            "epochs"):
         return None
     want = {k: v for k, v in to_dict(cfg).items() if k not in COSMETIC}
     have = {k: v for k, v in (report.get("settings") or {}).items() if k not in COSMETIC}
@@ -154,13 +173,8 @@ def _finished(cfg: TrainConfig) -> dict | None:
 
 
 def _result(variant: str, seed: int, cfg: TrainConfig, report: dict, reused: bool) -> RunResult:
-    curve = []
     metrics = cfg.run_dir / "metrics.csv"
-    if metrics.is_file():
-        import csv
-
-        with metrics.open(newline="") as f:
-            curve = [float(r["test_acc"]) for r in csv.DictReader(f)]
+    curve = [r["test_acc"] for r in read_rows(metrics)] if metrics.is_file() else []
     m = report.get("measure") or {}
     return RunResult(
         variant, seed, str(cfg.run_dir), cfg.neuron, float(report["accuracy"]),
@@ -190,7 +204,10 @@ def _action(cfg: TrainConfig, overwrite: bool, scratch: bool) -> tuple[str, dict
     report = _finished(cfg)
     if report is not None:
         return "reuse", report
-    if (cfg.run_dir / "last.pt").is_file():
+    ckpt = cfg.run_dir / "last.pt"
+    if ckpt.is_file():
+        # checked now, not when its turn comes: the study refuses before it trains anything
+        check_resume(checkpoint.load(ckpt).get("config"), cfg, str(ckpt))
         return "resume", None
     rundir.check_free(cfg.run_dir)
     return "train", None

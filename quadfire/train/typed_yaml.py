@@ -121,17 +121,29 @@ def from_dict(cls, data: dict | None, prefix: str = ""):
 def parse_overrides(pairs: list[str]) -> dict:
     """``["lr=0.1", "data.batch_size=32"]`` -> ``{"lr": "0.1", "data": {"batch_size": "32"}}``."""
     out: dict = {}
+    whole: dict[tuple, str] = {}   # key path -> the pair that set it to one value
+    inside: dict[tuple, str] = {}  # key path -> a pair that set one of its keys
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {pair!r}")
+        parts = tuple(key.strip().split("."))
+        # One rule in either order: a key is set whole or key by key, never both, since a
+        # whole value would silently drop the keys set before it.
+        for n in range(1, len(parts) + 1):
+            other = whole.get(parts[:n]) if n < len(parts) else inside.get(parts)
+            if other is not None:
+                name = ".".join(parts[:n])
+                raise ConfigError(f"--set {pair} and --set {other} both set {name}, one whole "
+                                  f"and one key of it; give {name} once, either whole "
+                                  f"({name}={{key: value, ...}}) or key by key "
+                                  f"({name}.key=value)")
         node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
+        for n, part in enumerate(parts[:-1], 1):
             node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part!r} was already set to a value")
+            inside.setdefault(parts[:n], pair)
         node[parts[-1]] = value
+        whole[parts] = pair
     return out
 
 
