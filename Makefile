@@ -13,6 +13,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The Clang and AArch64 cross compilers let the tests check that the kernels vectorize for
+# those compilers and for NEON too (tests/test_ops_vectorization.py); where they cannot be
+# installed (not root, no apt-get) those two tests skip and say why.
+TOOLS  := $(VENV)/.toolchains
+$(TOOLS): $(STAMP)
+	@if command -v clang++ >/dev/null 2>&1 && command -v aarch64-linux-gnu-g++ >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -qq clang g++-aarch64-linux-gnu >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && \
+		  apt-get install -y -qq clang g++-aarch64-linux-gnu >/dev/null 2>&1; } || \
+		echo "note: clang and g++-aarch64-linux-gnu could not be installed; their vectorization tests skip"; \
+	else echo "note: not root or no apt-get: clang++ and aarch64-linux-gnu-g++ vectorization tests skip"; fi
+	@touch $@
+
 $(BSTAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'
 	touch $@
@@ -22,7 +36,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/quadfire train
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(BSTAMP)

@@ -144,9 +144,12 @@ void backward_kernel(const Problem<T>& p, const T* gs, const T* gu_final, const 
                      const T* __restrict__ H, T* __restrict__ gx, T* __restrict__ gu0,
                      T* __restrict__ gparams) {
   const int64_t M = p.M, chunks = (M + CHUNK - 1) / CHUNK;
-  const T tie = p.vmin_tie, big = p.big, rg = p.reset_grad;
+  const T tie = p.vmin_tie, big = p.big;
 #pragma omp parallel
   {
+    // a thread-local copy: Clang reloads a captured shared value in every iteration, as if
+    // the stores could change it, and then leaves the SOFT instantiations unvectorized
+    const T rg = p.reset_grad;
     ChunkParams<T, SHARED> pr;
     T gU[CHUNK], uprev[CHUNK], zero[CHUNK], gs_fill[CHUNK];
     T acc[GRAD_ROWS][CHUNK];
