@@ -30,9 +30,12 @@ def wheel(tmp_path_factory) -> Path:
     # Built from a copy: setuptools builds in the source folder, and a build/ left there
     # from an earlier build could put files into the wheel that the sources no longer have.
     source = out / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "*.egg-info", "runs", "data", "__pycache__", ".*_cache",
-        ".hypothesis"))
+    top = {".git", ".venv", "build", "runs", "data", ".hypothesis", ".pytest_cache"}
+
+    def ignore(folder, names):  # the checkout's own outputs, at its top level only
+        local = top if Path(folder) == ROOT else set()
+        return [n for n in names if n in local or n == "__pycache__" or n.endswith(".egg-info")]
+    shutil.copytree(ROOT, source, ignore=ignore)
     # --no-build-isolation: build with this environment's setuptools instead of fetching one
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(out), str(source)], check=True, cwd=out,
@@ -43,6 +46,9 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_shipped_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "quadfire").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert modules <= names, sorted(modules - names)
     csrc = {p.name for p in (ROOT / "quadfire/ops/csrc").iterdir() if p.suffix in (".cpp", ".h")}
     assert {f"quadfire/ops/csrc/{n}" for n in csrc} <= names
     recipes = {p.name for p in (ROOT / "quadfire/train/recipes").glob("*.yaml")}
