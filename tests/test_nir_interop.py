@@ -238,3 +238,16 @@ def test_unit_r_needs_a_weighted_layer_before_the_neuron():
 
     with pytest.raises(InputError, match="must all be Conv2d or Linear; got \\['the graph input'\\]"):
         to_nir(nn.Sequential(LIF(2.0)), (5,), unit_r=True)
+
+
+def test_unit_r_refuses_a_layer_that_feeds_two_neurons():
+    """A SEW block's shortcut conv feeds its own neuron; a spiking block's conv2 and shortcut
+    both feed sn2: each layer carries one neuron's r. A layer shared by two neurons cannot."""
+    from quadfire.errors import InputError
+    from quadfire.export.graph import _Builder
+
+    builder = _Builder(1.0, unit_r=True)
+    value, shape = builder.leaf("fc", nn.Linear(5, 5), ["input"], (5,))
+    builder.leaf("a", LIF(2.0), value, shape)
+    with pytest.raises(InputError, match="also feeds another neuron"):
+        builder.leaf("b", LIF(2.0), value, shape)

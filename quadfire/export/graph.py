@@ -87,7 +87,7 @@ def _folded(unit: ConvBN) -> nn.Module:
     return layer
 
 
-def _unit_r(node: nir.NIRNode, sources: list[nir.NIRNode], name: str) -> None:
+def _unit_r(node: nir.NIRNode, sources: list[nir.NIRNode], name: str, scaled: set) -> None:
     """Rewrite a LIF / IF node to r = 1 and move its input gain into the weights of the layers
     that feed it, which is the same network: Norse ignores r, and snnTorch's IF import needs
     r = 1 (docs/export.md, "Other simulators")."""
@@ -101,7 +101,11 @@ def _unit_r(node: nir.NIRNode, sources: list[nir.NIRNode], name: str) -> None:
         raise InputError(f"unit_r moves the input gain of {name} into the layers feeding it, "
                          f"which must all be Conv2d or Linear; got "
                          f"{[type(s).__name__ for s in sources] or ['the graph input']}")
+    if any(id(s) in scaled for s in sources):  # its weights already carry another neuron's r
+        raise InputError(f"unit_r: a layer feeding {name} also feeds another neuron, so it "
+                         f"cannot carry both gains (export it with unit_r=False)")
     for s in sources:
+        scaled.add(id(s))
         s.weight = s.weight * gain.flat[0]
         if getattr(s, "bias", None) is not None:
             s.bias = s.bias * gain.flat[0]
@@ -113,6 +117,7 @@ class _Builder:
 
     def __init__(self, dt: float, unit_r: bool = False):
         self.dt, self.unit_r = dt, unit_r
+        self.scaled: set[int] = set()  # nodes whose weights carry a neuron's r (unit_r)
         self.nodes: dict[str, nir.NIRNode] = {}
         self.edges: list[tuple[str, str]] = []
 
@@ -122,7 +127,7 @@ class _Builder:
             node, out_shape = neuron_to_nir(layer, shape, self.dt), shape
             if self.unit_r and isinstance(node, (nir.LIF, nir.IF)) and not is_qif(node):
                 _unit_r(node, [self.nodes[v] for v in value if v != "input"]
-                        if "input" not in value else [], name)
+                        if "input" not in value else [], name, self.scaled)
         else:
             node = _layer_to_nir(layer, shape)
             probe = torch.zeros((1,) + shape, dtype=torch.float64)
