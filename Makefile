@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test bench venv clean docs-figures fmnist
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # The Clang and AArch64 cross compilers let the tests check that the kernels vectorize for
@@ -28,7 +28,7 @@ $(TOOLS): $(STAMP)
 	@touch $@
 
 $(BSTAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 venv: $(STAMP)

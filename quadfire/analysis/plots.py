@@ -80,7 +80,11 @@ def raster(records: dict[str, LayerRecord], layers=None, max_neurons: int = 64) 
         ax.set_ylim(-1, s.shape[1])
         ax.set_ylabel("neuron")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"{name} ({rec.kind}): rate {rec.spikes.mean():.3f}", fontsize=9)
+        shown = (f"neurons 0-{s.shape[1] - 1} of {rec.spikes.shape[1]} shown"
+                 if s.shape[1] < rec.spikes.shape[1] else f"all {s.shape[1]} neurons")
+        # the rate is the whole layer's, not only the neurons drawn
+        ax.set_title(f"{name} ({rec.kind}): {shown}; layer firing rate {rec.spikes.mean():.3f}",
+                     fontsize=9)
     axes[-1].set_xlabel("time step")
     fig.tight_layout()
     return fig
@@ -134,7 +138,9 @@ def curves(run_dir: str | Path) -> Figure:
     epoch = cols.pop("epoch") + 1
     groups = {"loss": [k for k in cols if "loss" in k],
               "accuracy %": [k for k in cols if "acc" in k]}
-    rest = [k for k in cols if k not in groups["loss"] + groups["accuracy %"]]
+    groups["learning rate"] = [k for k in cols if k == "lr"]
+    named = [k for ks in groups.values() for k in ks]
+    rest = [k for k in cols if k not in named]
     if rest:
         groups["other"] = rest
     groups = {g: ks for g, ks in groups.items() if ks}
@@ -142,9 +148,12 @@ def curves(run_dir: str | Path) -> Figure:
     axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     for ax, (label, keys) in zip(axes, groups.items()):
         for k in keys:
-            ax.plot(epoch, cols[k], marker="o", ms=3, label=k)
+            label_k = "at the epoch's first step" if k == "lr" else k.replace("_", " ")
+            ax.plot(epoch, cols[k], marker="o", ms=3, label=label_k)
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
+        ax.set_xlim(epoch.min() - 0.5, epoch.max() + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     axes[-1].set_xlabel("epoch")
     axes[0].set_title(f"training curves: {Path(run_dir).name}", fontsize=9)
     fig.tight_layout()

@@ -12,11 +12,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def accuracy_figure(curves: dict[str, list[list[float]]], title: str = "") -> Figure:
     """``curves[variant][seed]`` = test accuracy per epoch: the mean over seeds as a line and
     the range (min to max) over seeds as a band."""
     fig = Figure(figsize=(7, 4.2))
     ax = fig.add_subplot()
+    longest = 0
     for i, (variant, runs) in enumerate(curves.items()):
         runs = [r for r in runs if r]
         if not runs:
@@ -24,11 +28,19 @@ def accuracy_figure(curves: dict[str, list[list[float]]], title: str = "") -> Fi
         n = min(len(r) for r in runs)
         acc = np.array([r[:n] for r in runs], dtype=float)
         epochs = np.arange(1, n + 1)
-        ax.plot(epochs, acc.mean(0), marker="o", ms=3, color=f"C{i}",
+        longest = max(longest, n)
+        # Variants often tie (same accuracy at the same epoch): hollow markers of a different
+        # shape and shrinking size keep every one of them visible on top of the others.
+        ax.plot(epochs, acc.mean(0), marker=MARKERS[i % len(MARKERS)], ms=max(3, 11 - 1.5 * i),
+                mfc="none", color=f"C{i}",
                 label=f"{variant} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         if len(runs) > 1:
             ax.fill_between(epochs, acc.min(0), acc.max(0), color=f"C{i}", alpha=0.2, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if longest:  # whole epochs only, also for a 1- or 2-epoch study
+        ax.set_xlim(0.5, longest + 0.5)
+        if longest <= 12:
+            ax.set_xticks(range(1, longest + 1))
     ax.set(xlabel="epoch", ylabel="test accuracy %",
            title=f"{title}: test accuracy (line: mean, band: min-max over seeds)")
     ax.grid(alpha=0.3)

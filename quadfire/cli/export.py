@@ -17,7 +17,7 @@ def _export(args) -> int:
     run = load_run(args.run, device="cpu")
     model, cfg = run.model, run.cfg
     shape = args.input_shape or run.info.step_shape
-    graph = to_nir(model, shape, args.dt)
+    graph = to_nir(model, shape, args.dt, args.unit_r)
     out = Path(args.out) if args.out else run.path.parent / "model.nir"
     out.parent.mkdir(parents=True, exist_ok=True)
     nir.write(out, graph)
@@ -43,6 +43,9 @@ def add_commands(sub) -> None:
     p.add_argument("--out", type=output_file, help="output file (default RUN/model.nir)")
     p.add_argument("--dt", type=float_in(0, lo_open=True), default=1.0,
                    help="Euler time step the NIR neurons use (> 0)")
+    p.add_argument("--unit-r", action="store_true",
+                   help="write LIF/IF nodes with r = 1, the input gain in the weights before "
+                        "them (for Norse; docs/export.md, 'Other simulators')")
     p.add_argument("--input-shape", type=shape_arg,
                    help="one sample's shape C,H,W (default: the run's)")
     p.set_defaults(func=_export)

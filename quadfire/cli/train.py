@@ -30,6 +30,8 @@ def common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", dest="overrides", action="append_const",
                    const="data.download=true",
                    help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
+    p.add_argument("--quiet", dest="overrides", action="append_const", const="progress=false",
+                   help="no progress bar and no per-epoch line (same as --set progress=false)")
     p.add_argument("--smoke", action="store_true",
                    help="2 training steps on generated data of the recipe's shape (no dataset needed)")
 

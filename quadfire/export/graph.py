@@ -25,7 +25,7 @@ from ..layers import ConvBN, TdBN, TimeFold, fuse_conv_bn
 from ..layers.encoding import Encoder, StemOnceEncoder
 from ..models.blocks import ResidualBlock
 from ..neurons.base import MultiStepNeuron
-from .nodes import neuron_to_nir
+from .nodes import is_qif, neuron_to_nir
 from ..errors import InputError, InputTypeError, ParameterError
 
 SKIPPED = (nn.Identity, nn.Dropout, Encoder)
@@ -87,11 +87,37 @@ def _folded(unit: ConvBN) -> nn.Module:
     return layer
 
 
+def _unit_r(node: nir.NIRNode, sources: list[nir.NIRNode], name: str, scaled: set) -> None:
+    """Rewrite a LIF / IF node to r = 1 and move its input gain into the weights of the layers
+    that feed it, which is the same network: Norse ignores r, and snnTorch's IF import needs
+    r = 1 (docs/export.md, "Other simulators")."""
+    # With r = 1 the simulator's gain drops from dt r / tau (LIF) or dt r (IF) to dt / tau or
+    # dt: the weights make up the factor r.
+    gain = np.asarray(node.r, dtype=np.float64)
+    if not np.all(gain == gain.flat[0]):
+        raise InputError(f"unit_r needs one time constant per layer; {name} has per-neuron "
+                         f"values (export it with unit_r=False)")
+    if not sources or not all(isinstance(s, (nir.Affine, nir.Linear, nir.Conv2d)) for s in sources):
+        raise InputError(f"unit_r moves the input gain of {name} into the layers feeding it, "
+                         f"which must all be Conv2d or Linear; got "
+                         f"{[type(s).__name__ for s in sources] or ['the graph input']}")
+    if any(id(s) in scaled for s in sources):  # its weights already carry another neuron's r
+        raise InputError(f"unit_r: a layer feeding {name} also feeds another neuron, so it "
+                         f"cannot carry both gains (export it with unit_r=False)")
+    for s in sources:
+        scaled.add(id(s))
+        s.weight = s.weight * gain.flat[0]
+        if getattr(s, "bias", None) is not None:
+            s.bias = s.bias * gain.flat[0]
+    node.r = np.ones_like(np.asarray(node.r, dtype=np.float64))
+
+
 class _Builder:
     """Accumulates nodes and edges while `emit` walks the model."""
 
-    def __init__(self, dt: float):
-        self.dt = dt
+    def __init__(self, dt: float, unit_r: bool = False):
+        self.dt, self.unit_r = dt, unit_r
+        self.scaled: set[int] = set()  # nodes whose weights carry a neuron's r (unit_r)
         self.nodes: dict[str, nir.NIRNode] = {}
         self.edges: list[tuple[str, str]] = []
 
@@ -99,6 +125,9 @@ class _Builder:
         key = name.replace(".", "_") or "layer"
         if isinstance(layer, MultiStepNeuron):
             node, out_shape = neuron_to_nir(layer, shape, self.dt), shape
+            if self.unit_r and isinstance(node, (nir.LIF, nir.IF)) and not is_qif(node):
+                _unit_r(node, [self.nodes[v] for v in value if v != "input"]
+                        if "input" not in value else [], name, self.scaled)
         else:
             node = _layer_to_nir(layer, shape)
             probe = torch.zeros((1,) + shape, dtype=torch.float64)
@@ -150,9 +179,12 @@ class _Builder:
                              f"residual blocks; {name or 'the model'} is a {type(module).__name__}")
 
 
-def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> nir.NIRGraph:
+def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0,
+           unit_r: bool = False) -> nir.NIRGraph:
     """Export `model` (its eval-mode computation: tdBN running statistics) as a NIR graph for
-    inputs of one sample's shape `input_shape` (e.g. (C, H, W)); neurons use Euler step `dt`."""
+    inputs of one sample's shape `input_shape` (e.g. (C, H, W)); neurons use Euler step `dt`.
+    `unit_r` writes LIF and IF nodes with r = 1, their input gain moved into the weights of
+    the layers feeding them (the same network, in the form Norse and snnTorch expect)."""
     if not (isinstance(input_shape, (tuple, list)) and input_shape
             and all(isinstance(s, int) and s > 0 for s in input_shape)):
         raise InputError(f"input_shape must be one sample's shape like (C, H, W), "
@@ -164,7 +196,7 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
     encoder = encoder.input if isinstance(encoder, StemOnceEncoder) else encoder
     if isinstance(encoder, Encoder):  # names a wrong channel count or image size up front
         encoder(torch.zeros((1,) + shape))
-    builder = _Builder(float(dt))
+    builder = _Builder(float(dt), bool(unit_r))
     builder.nodes["input"] = nir.Input(input_type={"input": np.array(shape)})
     with torch.no_grad():
         value, shape = builder.emit(model, "", ["input"], shape)
@@ -176,9 +208,10 @@ def to_nir(model: nn.Module, input_shape: tuple[int, ...], dt: float = 1.0) -> n
                         metadata={"quadfire_dt": float(dt)})
 
 
-def write_nir(model: nn.Module, path: str | Path, input_shape, dt: float = 1.0) -> Path:
+def write_nir(model: nn.Module, path: str | Path, input_shape, dt: float = 1.0,
+              unit_r: bool = False) -> Path:
     """`to_nir` then `nir.write` (HDF5)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(path, to_nir(model, input_shape, dt))
+    nir.write(path, to_nir(model, input_shape, dt, unit_r))
     return path

@@ -1,6 +1,7 @@
 """NIR graphs -> runnable modules: through nirtorch (any graph) or into quadfire (chains)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import nir
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from ..layers import TimeFold
-from .nodes import NIRNeuronStep, nir_to_neuron
+from .nodes import NIRNeuronStep, input_gain, is_qif, nir_to_neuron
 from ..errors import DataNotFoundError, InputError, InputTypeError
 
 
@@ -79,6 +80,8 @@ def from_nir(graph, dt: float | None = None) -> nn.Sequential:
     for name in order:
         node = graph.nodes[name]
         if isinstance(node, (nir.LIF, nir.IF)):
+            if not is_qif(node):
+                node = _gain_into_previous(node, name, layers, dt)
             layers.append(nir_to_neuron(node, dt))
         elif type(node) in mapping or type(node) in DEFAULT_MAP:
             layers.append(TimeFold((mapping.get(type(node)) or DEFAULT_MAP[type(node)])(node)))
@@ -86,6 +89,26 @@ def from_nir(graph, dt: float | None = None) -> nn.Sequential:
             raise InputTypeError(f"NIR node {name!r} of type {type(node).__name__} has no "
                                  f"quadfire layer")
     return nn.Sequential(*layers)
+
+
+def _gain_into_previous(node, name: str, layers: list[nn.Module], dt: float):
+    """quadfire neurons add their input unscaled; a node whose input gain (dt r / tau, or dt r)
+    is not 1, as Norse and snnTorch write them, has it moved into the weights of the Linear or
+    Conv2d before it. Returns the node with the gain 1 that is left."""
+    gain = input_gain(node, dt)
+    if np.all(gain == 1.0):
+        return node
+    previous = layers[-1].module if layers and isinstance(layers[-1], TimeFold) else None
+    if not (isinstance(previous, (nn.Linear, nn.Conv2d)) and np.all(gain == gain.flat[0])):
+        raise InputError(f"NIR node {name!r} scales its input by dt r / tau = {gain.flat[0]!r} "
+                         f"(dt={dt!r}); quadfire can take that into the layer before it only when "
+                         f"that is a Linear or Conv2d and the factor is the same for every neuron")
+    with torch.no_grad():
+        previous.weight.mul_(float(gain.flat[0]))
+        if previous.bias is not None:
+            previous.bias.mul_(float(gain.flat[0]))
+    r = np.asarray(node.r, dtype=np.float64) / gain
+    return dataclasses.replace(node, r=r)
 
 
 def _chain_order(graph: nir.NIRGraph) -> list[str]:

@@ -137,6 +137,16 @@ def _discretization(meta: dict) -> str:
     return d
 
 
+def input_gain(node: nir.NIRNode, dt: float) -> np.ndarray:
+    """The factor forward Euler at step `dt` applies to a LIF / IF node's input: dt r / tau
+    (LIF) or dt r (IF). quadfire adds its input unscaled, so its own exports make it 1; other
+    tools write r = 1 (Norse) or fold it elsewhere."""
+    r = np.asarray(node.r, dtype=np.float64)
+    gain = r * dt / np.asarray(node.tau, dtype=np.float64) if isinstance(node, nir.LIF) else r * dt
+    # r = tau / dt written at another dt than 1 comes back as 1 +- a few ulp: that is 1
+    return np.where(np.abs(gain - 1.0) <= 1e-12, 1.0, gain)
+
+
 def is_qif(node: nir.NIRNode) -> bool:
     return isinstance(node, nir.LIF) and str(_meta(node).get(EXTENSION_KEY, "")) == "QIF"
 
@@ -198,6 +208,9 @@ class NIRNeuronStep(nn.Module):
         else:
             raise InputTypeError(f"NIRNeuronStep takes LIF, IF or the QIF extension, "
                                  f"got {self.kind}")
+        if self.kind in ("LIF", "IF"):
+            # a gain of exactly 1 (quadfire's own files) is left out, so the step stays exact
+            fields["gain"] = input_gain(node, dt)
         self.floats: dict[str, float] = {}
         for name, v in fields.items():
             v = np.asarray(v, dtype=np.float64)
@@ -220,6 +233,8 @@ class NIRNeuronStep(nn.Module):
                          False, self.window)
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None):
+        if self.floats.get("gain", 1.0) != 1.0 or hasattr(self, "gain"):
+            x = x * self._p("gain")
         p = self.params()
         if state is None:
             state = torch.zeros_like(x) + p.rest()

@@ -68,7 +68,7 @@ class TrainConfig:
     device: str = "auto"                # "auto": cuda:LOCAL_RANK if available, else cpu
     out_dir: str = "runs"
     run_name: str = ""                  # empty: `name`-`neuron`-s`seed`
-    progress: bool = True               # tqdm bars (rank 0 only)
+    progress: bool = True               # rank 0: a line per epoch, a bar on a terminal
     tensorboard: bool = True
     # The paper's reported accuracy for this setting (the recipe's `paper_reference`), shown in report.json.
     paper_accuracy: Optional[float] = None

@@ -219,8 +219,10 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
     total_loss, correct, count = carried if run.dist.main else (0.0, 0.0, 0.0)
     step, stopped, skipped, lost = skip, False, 0, None
     steps = len(run.train_loader)
+    # disable=None: a bar only when stderr is a terminal; in a log file its carriage-return
+    # frames would pile up, and the one line per epoch written by `fit` says the same.
     bar = tqdm(run.train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-               disable=not (cfg.progress and run.dist.main), dynamic_ncols=True)
+               disable=None if cfg.progress and run.dist.main else True, dynamic_ncols=True)
     batches = iter(bar)
     for i in range(steps):
         try:
