@@ -41,3 +41,17 @@ def test_main_runs_rows_in_subprocesses(capsys):
     out = capsys.readouterr().out
     assert "| 2 | quadfire QIF fused |" in out and "| 2 | tensor copy (same bytes) |" in out
     assert "| 1.00 |" in out
+
+
+def test_rounds_keep_each_rows_fastest_run(capsys):
+    runs = [{"row": "copy", "steps": 4, "time_s": 0.3}, {"row": "quadfire-fused", "steps": 4,
+                                                        "error": "timed out"},
+            {"row": "copy", "steps": 4, "time_s": 0.1},
+            {"row": "quadfire-fused", "steps": 4, "time_s": 0.2}]
+    best = bench.fastest_rounds(runs)
+    assert [(r["row"], r["time_s"], r["round_times_s"]) for r in best] == [
+        ("copy", 0.1, [0.3, 0.1]), ("quadfire-fused", 0.2, [0.2])]
+    assert bench.main(["--neurons", "4096", "--steps", "2", "--rows", "copy", "--repeats", "1",
+                       "--threads", "1", "--rounds", "2"]) == 0
+    out = capsys.readouterr()
+    assert "fastest of 2 interleaved rounds" in out.out and out.err.count("T=2 tensor copy") == 2
