@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# One short GPU check for a session lent a CUDA machine (the device tool runs it in the repo root):
+# GPU check for any CUDA machine, run from the repository root: `bash scripts/gpu_check.sh`.
 #   GPU kernel tests against the CPU reference, then the neuron benchmark on the GPU.
-# It uses that machine's own python3 (PyTorch + Triton preinstalled) with the repo on PYTHONPATH;
-# the peers (spikingjelly, snntorch, norse) can travel as wheels in .whl/ (see the device tool's
-# README); rows whose library is missing are reported as such by the benchmark.
-# Results go to $OUT (the device tool's folder that comes back), else ./gpu-out.
+# It uses the machine's python3 (PyTorch + Triton installed) with the repo on PYTHONPATH; wheels
+# placed in .whl/ (e.g. the peers spikingjelly, snntorch, norse) are installed first; rows whose
+# library is missing are reported as such by the benchmark.
+# Results go to $OUT when set, else ./gpu-out.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"

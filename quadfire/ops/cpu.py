@@ -68,7 +68,7 @@ def _arch_flags(target: str) -> tuple[str, ...]:
     if machine in ("x86_64", "amd64", "i686", "i386"):
         # 256-bit vectors even where GCC's tuning for -march=native picks 128-bit ones: a CPU
         # that reports itself as Zen 1 (as QEMU's "EPYC" model does on newer hosts, like the
-        # project's 2-core VM) gets 128-bit loops, and 256-bit ones run 13% faster there.
+        # a 2-core virtualised AMD EPYC) gets 128-bit loops, and 256-bit ones run 13% faster there.
         # 256 is GCC's own choice for AVX2 and AVX-512 Intel and later AMD CPUs.
         return (f"-march={target}", "-mprefer-vector-width=256")
     if machine in ("aarch64", "arm64"):

@@ -5,7 +5,7 @@
 // allocator hands large tensors straight to malloc/mmap and back on free, so a training loop
 // faults in its activations anew at every step. Like the CUDA caching allocator, this cache
 // keeps freed buffers of the exact sizes a training loop requests again (spikes, H, dX) and
-// reuses them. (Advising transparent huge pages was tried and dropped: on the test VM the first
+// reuses them. (Advising transparent huge pages was tried and dropped: on a 2-core AMD EPYC the first
 // huge-page faults of a process cost ~4 s per GB, far more than the 4 KiB faults they save.)
 // Only sizes that come back are kept: a buffer is cached on release only if a later forward
 // pass (a kernel call, i.e. a neuron layer) asked for its size again, so a process that ran

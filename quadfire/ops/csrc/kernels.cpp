@@ -5,7 +5,7 @@
 // the chunk's membrane lives in a small local array, so the inner loop over elements is
 // unit-stride and vectorizes while the state stays in L1/L2. Results are stored straight
 // into the [T, M] outputs: an L1 buffer copied out with non-temporal stores saves the
-// read-for-ownership of each output line, but on the compute-bound 2-core EPYC VM the extra
+// read-for-ownership of each output line, but on a compute-bound 2-core AMD EPYC the extra
 // pass cost more than it saved (forward 17%, backward 8% slower). Each inner loop carries
 // `#pragma omp simd` (its elements are independent: no alias checks needed, which Clang could
 // not do across the chunk arrays and outputs) and the marker comment that the build's
@@ -27,7 +27,7 @@ namespace {
 
 // A chunk walks T runs of CHUNK elements per array, M elements apart. Long runs are what a
 // memory-bound loop needs: at 256 (1 KiB runs) the hardware prefetchers lost track of the
-// 3-4 x T interleaved streams, and T = 32 ran at 45% of copy bandwidth on the AVX2 Zen 3 VM
+// 3-4 x T interleaved streams, and T = 32 ran at 45% of copy bandwidth on the AMD EPYC Zen 3 (AVX2, 2 cores)
 // (by-hand prefetching recovered only part of it); at 4096 (16 KiB runs, four whole pages)
 // the same machine gives ~80% at T = 4 .. 32. The cost: chunk-local arrays take up to
 // 17 x 4096 elements of stack per thread (272 KiB float, 544 KiB double; thread stacks are
