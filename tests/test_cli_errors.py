@@ -21,21 +21,15 @@ from hypothesis import strategies as st
 
 from quadfire.cli import main
 
+from system import always_overcommit
+
 # "cuda" is a mistake only where there is no GPU; elsewhere it would start real work.
 NO_CUDA = [] if torch.cuda.is_available() else ["cuda"]
 
 
-def _always_overcommit() -> bool:
-    try:
-        with open("/proc/sys/vm/overcommit_memory") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
-
-
 # A model too large for memory (100 TB for one weight): refused at once by the allocator,
 # except where the kernel grants any allocation and filling it would meet the OOM killer.
-TOO_LARGE = [] if _always_overcommit() else ["{width: 8, hidden: 100000000000}"]
+TOO_LARGE = [] if always_overcommit() else ["{width: 8, hidden: 100000000000}"]
 ARGV_CHARACTERS = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 NUMBERS = ["nan", "inf", "-inf", "abc", "", "1e999", "0x10", "1,5", "[1]", "None"]
 # --set KEY=VALUE mistakes: each value is wrong for its key.

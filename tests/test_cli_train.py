@@ -11,6 +11,8 @@ import pytest
 from quadfire.cli import main
 from quadfire.train import checkpoint
 
+from system import always_overcommit
+
 NARROW = ["--set", "model_kwargs={width: 8, hidden: 32}", "--set", "progress=false",
           "--set", "tensorboard=false", "--set", "lr=5e-3"]
 TINY = NARROW + ["--set", "data.batch_size=128"]
@@ -118,8 +120,9 @@ def test_compile_wraps_the_model_it_trains(tmp_path, monkeypatch):
     assert len(compiled) == 1 and type(compiled[0]).__name__ == "SpikingNet"
 
 
-def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
-    """A real `quadfire train` process, sent SIGTERM once its first checkpoint exists."""
+def _train_until_first_checkpoint(tmp_path):
+    """A real `quadfire train` process (50 epochs), returned once its first last.pt exists
+    (or it ended, or 240 s passed): (process, checkpoint path)."""
     cmd = [sys.executable, "-m", "quadfire.cli", "train", "digits-qif", "--set", "epochs=50",
            "--set", f"out_dir={tmp_path}", *TINY]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -127,7 +130,13 @@ def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
     ckpt = tmp_path / "digits-qif-s0" / "last.pt"
     deadline = time.time() + 240
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
+    return proc, ckpt
+
+
+def test_sigterm_to_the_cli_checkpoints_and_exits_143(tmp_path):
+    """A real `quadfire train` process, sent SIGTERM once its first checkpoint exists."""
+    proc, ckpt = _train_until_first_checkpoint(tmp_path)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
@@ -142,14 +151,7 @@ def test_ctrl_c_checkpoints_and_exits_130_and_a_second_one_stops_at_once(tmp_pat
     """One Ctrl-C: the step finishes, last.pt is written, exit 130. A second one right after:
     the run stops at once (no waiting for the epoch), still with exit 130, no traceback and a
     checkpoint that loads (a press during its write waits for the file to be complete)."""
-    cmd = [sys.executable, "-m", "quadfire.cli", "train", "digits-qif", "--set", "epochs=50",
-           "--set", f"out_dir={tmp_path}", *TINY]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
-    deadline = time.time() + 240
-    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    proc, ckpt = _train_until_first_checkpoint(tmp_path)
     for _ in range(presses):
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
@@ -248,15 +250,7 @@ def test_a_last_batch_of_one_sample_does_not_stop_the_epoch(tmp_path):
     assert state["epoch"] == 1 and state["scheduler"]["last_epoch"] == 3
 
 
-def _always_overcommit() -> bool:
-    try:
-        with open("/proc/sys/vm/overcommit_memory") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(_always_overcommit(),
+@pytest.mark.skipif(always_overcommit(),
                     reason="always-overcommit kernels grant the allocation; filling it would "
                            "meet the out-of-memory killer")
 def test_a_model_too_large_for_memory_is_one_line(tmp_path, capsys):

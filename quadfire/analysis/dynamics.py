@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..functional import QIFParams, qif_charge, qif_default_floor, qif_slope, qif_vertex
+from ..functional import QIFParams, neuron_step, qif_charge, qif_default_floor, qif_slope, qif_vertex
 from ..errors import ParameterError
 
 
@@ -195,7 +195,7 @@ def model_steps_to_threshold(p, I, u0: float | None = None, max_steps: int = 100
     live = torch.ones(I.shape, dtype=torch.bool)
     with torch.no_grad():
         for t in range(1, max_steps + 1):
-            s, nxt = neuron_step_of(p, I, u)
+            s, nxt = neuron_step(I, u, p)
             fired = live & (s > 0)
             out[fired] = t
             live &= ~fired
@@ -207,7 +207,3 @@ def model_steps_to_threshold(p, I, u0: float | None = None, max_steps: int = 100
             u = torch.where(live, nxt, u)
     return out.numpy()
 
-
-def neuron_step_of(p, x: torch.Tensor, u: torch.Tensor):
-    s, u, _ = p.step(x, u)
-    return s, u
