@@ -57,9 +57,11 @@ class QIF(MultiStepNeuron):
             for the exact one, which increases everywhere, `hybrid_floor` for the hybrid one:
             none while a d <= 1), a float in [u1 - 1/a, u1] (Euler), <= u1 (exact) or in
             [hybrid_floor, u1] (hybrid), or None for no bound.
-        surrogate: a window rule ("band", "band-below", "noise"), a shape ("rect", "triangle",
-            "sigmoid", "atan") used with `surrogate_width`, or a `Window`.
-        sigma: tdBN input scale for the "noise" rule (default v_th).
+        surrogate: a window rule ("band", "band-below", "noise", "moment"), a shape ("rect",
+            "triangle", "sigmoid", "atan") used with `surrogate_width`, or a `Window`.
+        sigma: tdBN input scale for the "noise" and "moment" rules (default v_th).
+        samples, rho: the "moment" rule's samples per gradient entry and drive share
+            (docs/surrogate-window.md, "The moment rule").
         detach_reset: no gradient through the reset's spike (dU/dH = 1 - S): bounds the
             gradient's growth with T (docs/neuron.md, "Gradients through time").
         learnable: False, "scalar" or "channel" (then `channels` is required): a, u1, u2 are
@@ -73,7 +75,7 @@ class QIF(MultiStepNeuron):
     def __init__(self, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
                  reset: str = "hard", v_reset: float | None = None, v_min="vertex",
                  surrogate="band", surrogate_width: float = 1.0, sigma: float | None = None,
-                 learnable=False, channels: int | None = None, discretization: str = "euler",
+                 samples: int = 64, rho: float = 0.5, learnable=False, channels: int | None = None, discretization: str = "euler",
                  detach_reset: bool = False):
         super().__init__()
         self.detach_reset = check_flag("detach_reset", detach_reset)
@@ -86,6 +88,13 @@ class QIF(MultiStepNeuron):
             raise ParameterError(f"QIF sigma (the tdBN input scale of the noise window) must be "
                                  f"a finite number > 0 or None, got {sigma!r}")
         self.sigma = sigma
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ParameterError(f"QIF samples (the moment rule's samples per gradient entry) "
+                                 f"must be an integer >= 1, got {samples!r}")
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 <= rho < 1:
+            raise ParameterError(f"QIF rho (the moment rule's drive share) must be a number in "
+                                 f"[0, 1), got {rho!r}")
+        self.samples, self.rho = samples, float(rho)
         self.v_reset_given = v_reset
         validate_qif(a, u1, u2, v_th, u1 if v_reset is None else v_reset, v_min, discretization)
         self.discretization = discretization
@@ -142,8 +151,6 @@ class QIF(MultiStepNeuron):
         a, u1, u2 = self.values()
         if self.learnable:
             a, u1, u2 = (per_channel(v, ndim_step) for v in (a, u1, u2))
-        window = self.fixed_window or qif_window(self.rule, a, u1, u2, self.v_th, self.sigma,
-                                                 discretization=self.discretization)
         v_reset = u1 if self.v_reset_given is None else self.v_reset_given
         if self.v_min_mode == "vertex":
             v_min = {"euler": qif_default_floor, "exact": lambda *_: None,
@@ -151,6 +158,9 @@ class QIF(MultiStepNeuron):
             v_min = v_min.detach() if isinstance(v_min, torch.Tensor) else v_min
         else:
             v_min = self.v_min_mode
+        window = self.fixed_window or qif_window(
+            self.rule, a, u1, u2, self.v_th, self.sigma, discretization=self.discretization,
+            v_reset=v_reset, v_min=v_min, soft=self.soft, samples=self.samples, rho=self.rho)
         cls = DISCRETIZATIONS[self.discretization]
         return cls(a, u1, u2, self.v_th, v_reset, v_min, self.soft, window, self.detach_reset)
 

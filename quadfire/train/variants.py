@@ -39,12 +39,12 @@ def _qif(**changes) -> Callable:
     return lambda q, lif: ("qif", {**q, **changes})
 
 
-def _discretized(name: str) -> Callable:
-    """The QIF twin's parameters under another discretization (neuron `name`): band window,
-    and no floor argument, so each map gets its own default (none for exact and hybrid)."""
+def _discretized(name: str, surrogate: str = "band") -> Callable:
+    """The QIF twin's parameters under another discretization (neuron `name`) and window rule,
+    with no floor argument, so each map gets its own default (none for exact and hybrid)."""
     return lambda q, lif: (name, {**{k: v for k, v in q.items()
                                      if k not in ("discretization", "v_min")},
-                                  "surrogate": "band"})
+                                  "surrogate": surrogate})
 
 
 def _lif_matched(q: dict, lif) -> tuple[str, dict]:
@@ -72,6 +72,12 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             _discretized("qif-exact")),
     Variant("qif-hybrid", "QIF above rest, the matched LIF below (no floor), band",
             _discretized("qif-hybrid")),
+    Variant("qif-moment", "QIF, window rule moment (sigma = v_th, 64 samples, rho 0.5)",
+            _qif(surrogate="moment")),
+    Variant("qif-exact-moment", "QIF, exact flow (no floor), window rule moment",
+            _discretized("qif-exact", "moment")),
+    Variant("qif-hybrid-moment", "QIF hybrid (no floor), window rule moment",
+            _discretized("qif-hybrid", "moment")),
     Variant("lif-tau2", "LIF tau = 2, triangle width 1 (the TET/tdBN baseline)",
             lambda q, lif: ("lif", {"tau": 2.0, "v_th": q.get("v_th", 1.0), **LIF_WINDOW}),
             twin="lif"),
