@@ -28,7 +28,9 @@ from itertools import islice
 import torch
 from torch import nn
 
-from ..functional import qif_window
+from ..errors import ParameterError
+from ..functional import qif_default_floor, qif_window
+from ..functional.moments import stationary
 from .mismatch import MismatchSetup, measure_mismatch
 from .monitor import inside_window, observed_neurons
 
@@ -42,11 +44,15 @@ class _Layer:
         self.per_n = 0         # samples behind `per`
         self.mean_in = None    # sum over samples and steps of X per neuron [M]
         self.counts = {"inside": 0.0, "below_u2": 0.0, "floor": 0.0, "spikes": 0.0}
+        self.h_sum = self.h_sumsq = 0.0
 
     def add(self, module, x: torch.Tensor, out) -> None:
         p = module.params(x.dim() - 1)
         self.params = p
         self.noise_sigma = getattr(module, "sigma", None)  # what the `noise` rule was given
+        # ... and what the `moment` rule was given besides sigma
+        self.moment_inputs = {"rho": getattr(module, "rho", None),
+                              "samples": getattr(module, "samples", None)}
         xd = x.detach().double()
         T, N = xd.shape[:2]
         flat = xd.reshape(T, N, -1)
@@ -58,6 +64,9 @@ class _Layer:
         self.mean_in = neuron if self.mean_in is None else self.mean_in + neuron
         self.per_n += N
         h = out.trace.detach()
+        hd = h.double()
+        self.h_sum += hd.sum().item()
+        self.h_sumsq += hd.square().sum().item()
         self.counts["inside"] += inside_window(h, p).double().sum().item()
         self.counts["spikes"] += out.spikes.double().sum().item()
         if p.critical() is not None:
@@ -75,10 +84,26 @@ class _Layer:
                "firing_rate": self.counts["spikes"] / self.n,
                "window_fraction": self.counts["inside"] / self.n,
                "regimes": {k: m.double().mean().item() for k, m in self.params.regimes(I).items()}}
+        h_mean = self.h_sum / self.n
+        out["h_mean"] = h_mean
+        out["h_std"] = math.sqrt(max(self.h_sumsq / self.n - h_mean * h_mean, 0.0))
         if self.params.critical() is not None:
             out["below_u2_fraction"] = self.counts["below_u2"] / self.n
             out["floor_fraction"] = self.counts["floor"] / self.n
+        out["predicted"] = _predicted(self.params, mean, math.sqrt(var))
         return out
+
+
+def _predicted(p, mu: float, sigma: float) -> dict | None:
+    """What the moment rule's model (`quadfire.functional.moments`: inputs i.i.d. over steps,
+    N(mu, sigma^2)) predicts for this layer: H's mean and std, firing rate and floor share.
+    None for models it does not cover (several state tensors, per-channel parameters)."""
+    try:
+        st = stationary(p, max(sigma, 1e-6), mu=mu)
+    except (ParameterError, NotImplementedError):
+        return None
+    return {"h_mean": st.mean_h.item(), "h_std": st.std_h.item(),
+            "firing_rate": st.rate.item(), "floor_fraction": st.floor_share.item()}
 
 
 def _scalar(v) -> float | None:
@@ -107,7 +132,8 @@ def layer_statistics(model: nn.Module, loader, max_batches: int | None = 4,
     finally:
         model.train(was_training)
     return {name: layer.report() | {"params": _param_summary(layer.params),
-                                    "noise_sigma": layer.noise_sigma}
+                                    "noise_sigma": layer.noise_sigma,
+                                    "moment_inputs": layer.moment_inputs}
             for name, layer in layers.items()}
 
 
@@ -119,7 +145,8 @@ def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: in
                   batches: int = 8, factors=(0.5, 1.0, 2.0), seed: int = 0) -> dict[str, dict]:
     """Per QIF layer with scalar parameters: the cosine of each window rule as the layer used
     it (the `noise` rule with the sigma it was given), of the noise-rule width at the layer's
-    measured sigma ("noise@measured"), and of rect windows of `factors` x the band width, all
+    measured sigma ("noise@measured"), of the moment rule at the measured sigma and rho
+    ("moment@measured"), and of rect windows of `factors` x the band width, all
     at the layer's own (mu, sigma, rho)."""
     out = {}
     for name, s in stats.items():
@@ -131,9 +158,16 @@ def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: in
         setup = MismatchSetup(p["a"], p["u1"], p["u2"], p["v_th"], sigma=sigma,
                               rho=min(s["rho"], 0.95), T=T, neurons=neurons, batch=64,
                               batches=batches, pairs=pairs, seed=seed, mu=s["x_mean"],
-                              window_sigma=s.get("noise_sigma") or p["v_th"])
-        measured = qif_window("noise", p["a"], p["u1"], p["u2"], p["v_th"], sigma)
-        r = measure_mismatch(setup, factors, extra={"noise@measured": measured})
+                              window_sigma=s.get("noise_sigma") or p["v_th"],
+                              window_rho=s.get("moment_inputs", {}).get("rho"),
+                              window_samples=s.get("moment_inputs", {}).get("samples"))
+        measured = {"noise@measured": qif_window("noise", p["a"], p["u1"], p["u2"], p["v_th"],
+                                                 sigma),
+                    # the Euler map as the experiment simulates it, with its default floor
+                    "moment@measured": qif_window(
+                        "moment", p["a"], p["u1"], p["u2"], p["v_th"], sigma, rho=setup.rho,
+                        v_min=qif_default_floor(p["a"], p["u1"], p["u2"]), samples=setup.batch)}
+        r = measure_mismatch(setup, factors, extra=measured)
         out[name] = {"setup": {"mu": setup.mu, "sigma": setup.sigma, "rho": setup.rho},
                      "cosine": r.cosine, "widths": r.widths, "ceiling": r.ceiling,
                      "best": r.best_sweep()}
@@ -149,6 +183,18 @@ def format_layers(stats: dict[str, dict], mismatch: dict[str, dict] | None = Non
         lines.append(f"{name:<22}{s['type']:<6}{s['x_mean']:>8.3f}{s['x_std']:>8.3f}"
                      f"{s['rho']:>6.2f}{s['firing_rate']:>8.4f}{s['window_fraction']:>8.3f}"
                      f"{s.get('floor_fraction', float('nan')):>7.3f}  {regimes}")
+    predicted = {n: s for n, s in stats.items() if s.get("predicted")}
+    if predicted:
+        lines.append("measured / predicted by the moment rule's model (inputs i.i.d. over steps, "
+                     "N(x mean, x std^2); docs/surrogate-window.md):")
+        lines.append(f"{'layer':<22}{'H mean':>16}{'H std':>16}{'rate':>18}{'floor':>16}")
+        for name, s in predicted.items():
+            p = s["predicted"]
+            floor = (f"{s['floor_fraction']:.3f} / {p['floor_fraction']:.3f}"
+                     if "floor_fraction" in s else "-")
+            lines.append(f"{name:<22}{s['h_mean']:>7.3f} / {p['h_mean']:<6.3f}"
+                         f"{s['h_std']:>7.3f} / {p['h_std']:<6.3f}"
+                         f"{s['firing_rate']:>8.4f} / {p['firing_rate']:<7.4f}{floor:>16}")
     for name, m in (mismatch or {}).items():
         cos = ", ".join(f"{k} {v:.3f}" for k, v in m["cosine"].items())
         lines.append(f"mismatch {name}: {cos} (best fixed width: {m['best']}; "

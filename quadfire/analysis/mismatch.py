@@ -51,7 +51,10 @@ class MismatchSetup:
     pairs: int = 20000        # K, antithetic pairs behind the true gradient
     seed: int = 0
     mu: float = 0.0           # mean of the input (tdBN's shift beta; 0 for the ideal layer)
-    window_sigma: float | None = None  # the sigma the noise rule is given (None: sigma)
+    window_sigma: float | None = None  # the sigma the noise and moment rules are given
+    # what the moment rule is told of rho and of the samples per gradient (None: rho, batch)
+    window_rho: float | None = None
+    window_samples: int | None = None
 
     def __post_init__(self):
         if not (math.isfinite(self.mu) and (self.window_sigma is None or self.window_sigma > 0)):
@@ -100,7 +103,10 @@ def _problem(setup: MismatchSetup):
 
 def _neuron(setup: MismatchSetup, window: Window | str) -> QIF:
     sigma = setup.sigma if setup.window_sigma is None else setup.window_sigma
-    return QIF(setup.a, setup.u1, setup.u2, setup.v_th, surrogate=window, sigma=sigma)
+    rho = setup.rho if setup.window_rho is None else setup.window_rho
+    samples = setup.batch if setup.window_samples is None else setup.window_samples
+    return QIF(setup.a, setup.u1, setup.u2, setup.v_th, surrogate=window, sigma=sigma,
+               samples=samples, rho=rho)
 
 
 @torch.no_grad()

@@ -91,10 +91,10 @@ def _column(p, name: str, C: int) -> torch.Tensor | None:
     return v.expand(C).reshape(C, 1)
 
 
-def stationary(p, sigma: float, cells: int = _CELLS) -> Stationary:
+def stationary(p, sigma: float, cells: int = _CELLS, mu: float = 0.0) -> Stationary:
     """The stationary law of the membrane of the single-variable model `p` (a `NeuronParams`
-    whose fields are floats or tensors of C values, one per neuron) under X ~ N(0, sigma^2)
-    i.i.d. per step."""
+    whose fields are floats or tensors of C values, one per neuron) under X ~ N(mu, sigma^2)
+    i.i.d. per step (tdBN: mu = 0)."""
     if not (isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
             and math.isfinite(sigma) and sigma > 0):
         raise ParameterError(f"the input scale sigma must be a finite number > 0, got {sigma!r}")
@@ -110,12 +110,12 @@ def stationary(p, sigma: float, cells: int = _CELLS) -> Stationary:
                       if _numeric(getattr(p, f.name))})
 
     def f_and_k(u: torch.Tensor):
-        f0 = q.charge(torch.zeros_like(u), u)
-        return f0, q.charge(torch.ones_like(u), u) - f0
+        f0 = q.charge(torch.full_like(u, mu), u)
+        return f0, q.charge(torch.full_like(u, mu + 1), u) - f0
 
     probe = torch.cat([rest, (rest + v_th) / 2], 1)
     f0, k = f_and_k(probe)
-    f2 = q.charge(torch.full_like(probe, 2.0), probe)
+    f2 = q.charge(torch.full_like(probe, mu + 2), probe)
     if not torch.allclose(f2, f0 + 2 * k, rtol=1e-9, atol=1e-12) or \
             not torch.allclose(k, k[:, :1].expand_as(k)):
         raise ParameterError(f"{type(p).__name__}'s charge is not of the form f(U) + k X; the "
@@ -126,14 +126,18 @@ def stationary(p, sigma: float, cells: int = _CELLS) -> Stationary:
     lam = q.slope(rest).abs().clamp(max=0.999)
     spread = s / (1 - lam * lam).sqrt()
     low = torch.minimum(torch.minimum(rest, v_reset), v_th) - 12 * spread
-    lo = low if v_min is None else v_min
+    if v_min is not None and not bool(torch.isfinite(v_min).any()):
+        v_min = None  # a floor at -inf (learnable hybrid with a d <= 1) is none
+    # per channel: the floor where it is finite (a channel without one has an atom at the
+    # lower end that nothing flows into)
+    lo = low if v_min is None else torch.where(torch.isfinite(v_min), v_min, low)
     # A soft reset (U = H - v_th) can leave U at or above v_th, so its cells reach 10 s higher;
     # a hard reset's never reach v_th.
     hi = v_th + 10 * s if p.soft else v_th
     edges = lo + (hi - lo) * torch.linspace(0, 1, cells + 1, dtype=torch.float64)  # [C, c+1]
     centres = 0.5 * (edges[:, 1:] + edges[:, :-1])
     atoms = [] if p.soft else [v_reset if v_min is None else torch.maximum(v_reset, v_min)]
-    atoms += [] if v_min is None else [v_min]
+    atoms += [] if v_min is None else [lo]
     u = torch.cat([centres] + atoms, 1)                                           # [C, S]
     f, _ = f_and_k(u)
     S = u.shape[1]
@@ -160,7 +164,7 @@ def stationary(p, sigma: float, cells: int = _CELLS) -> Stationary:
     if v_min is not None:
         # below the floor: the atom at v_min (the first cell's lower edge is the floor; its
         # mass was counted from -inf)
-        floor_share = _cdf((v_min - f) / s)
+        floor_share = _cdf((v_min - f) / s)  # 0 where v_min = -inf
         P[:, :, -1] += floor_share
         P[:, :, 0] -= floor_share
     # without a floor, the mass below the lower end (practically none) joins the first cell
@@ -169,7 +173,9 @@ def stationary(p, sigma: float, cells: int = _CELLS) -> Stationary:
     A[:, -1] = 1.0
     b = torch.zeros(C, S, 1, dtype=torch.float64)
     b[:, -1] = 1.0
-    pi = torch.linalg.solve(A, b)[..., 0].clamp_min(0)
+    # numpy's LAPACK: torch 2.14's batched CPU solve fails at random inside MKL's LU here
+    # ("Pivots given to lu_solve must all be greater or equal to 1")
+    pi = torch.from_numpy(numpy.linalg.solve(A.numpy(), b.numpy()))[..., 0].clamp_min(0)
     pi = pi / pi.sum(1, keepdim=True)
     if p.soft:
         run = (pi * escape).sum(1)
