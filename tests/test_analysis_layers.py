@@ -32,7 +32,8 @@ def test_rule_mismatch_at_a_layers_statistics():
     x = torch.randn(4, 64, 16, generator=g) * 0.8 + 0.1
     stats = layer_statistics(nn.Sequential(QIF(surrogate="noise")), [x], None)
     m = rule_mismatch(stats, T=4, pairs=600, neurons=8, batches=2, factors=(1.0,))["0"]
-    assert set(m["cosine"]) == {"band", "band-below", "noise", "rect x1", "noise@measured"}
+    assert set(m["cosine"]) == {"band", "band-below", "noise", "moment", "rect x1",
+                                "noise@measured", "moment@measured"}
     assert all(-1 <= c <= 1 for c in m["cosine"].values())
     assert m["setup"]["sigma"] == pytest.approx(stats["0"]["x_std"])
 
@@ -52,7 +53,23 @@ def test_analyze_run_cli(tmp_path, capsys):
     saved = json.loads((tmp_path / "m.json").read_text())
     assert set(saved["mismatch"]) == {"body.1", "body.3", "body.7"}
     for layer, m in saved["mismatch"].items():
-        assert {"band", "band-below", "noise", "noise@measured"} <= set(m["cosine"]), layer
+        assert {"band", "band-below", "noise", "moment", "noise@measured",
+                "moment@measured"} <= set(m["cosine"]), layer
         assert all(-1 <= c <= 1 for c in m["cosine"].values())
         assert m["setup"]["sigma"] == pytest.approx(saved["layers"][layer]["x_std"])
     assert "noise@measured" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("discretization", ["euler", "exact", "hybrid"])
+def test_measured_h_agrees_with_the_moment_model_for_iid_input(discretization):
+    # i.i.d. Gaussian input is the model's own assumption: measured H moments, rate and floor
+    # share must match its stationary law (up to the transient from rest and sampling)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 128, 32, generator=g) * 0.8 + 0.1
+    s = layer_statistics(nn.Sequential(QIF(discretization=discretization)), [x], None)["0"]
+    p = s["predicted"]
+    assert s["h_mean"] == pytest.approx(p["h_mean"], abs=0.03)
+    assert s["h_std"] == pytest.approx(p["h_std"], abs=0.03)
+    assert s["firing_rate"] == pytest.approx(p["firing_rate"], abs=0.01)
+    assert s["floor_fraction"] == pytest.approx(p["floor_fraction"], abs=0.01)
+    assert "predicted by the moment rule" in format_layers({"0": s})

@@ -16,9 +16,9 @@ how well each QIF window rule matches the gradient under the layer's own statist
   u2) and "tonic" (I above the rheobase: it fires whatever its start); LIF-family
   "sub-threshold" (its equilibrium v_rest + I/k stays below v_th) and "tonic".
 
-`rule_mismatch(stats)` then measures, for every Euler QIF layer with scalar parameters, the
-gradient mismatch (`quadfire.analysis.mismatch`) of each window rule at that layer's
-measured (mu, sigma, rho) instead of the tdBN ideal (0, v_th, 0.5).
+`rule_mismatch(stats)` then measures, for every QIF layer (any discretization) with scalar
+parameters, the gradient mismatch (`quadfire.analysis.mismatch`) of each window rule at that
+layer's measured (mu, sigma, rho) instead of the tdBN ideal (0, v_th, 0.5).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ParameterError
-from ..functional import qif_default_floor, qif_window
+from ..functional import hybrid_floor, qif_default_floor, qif_window
 from ..functional.moments import stationary
 from .mismatch import MismatchSetup, measure_mismatch
 from .monitor import inside_window, observed_neurons
@@ -151,22 +151,26 @@ def rule_mismatch(stats: dict[str, dict], T: int, pairs: int = 4000, neurons: in
     out = {}
     for name, s in stats.items():
         p = s["params"]
-        # the mismatch experiment simulates the Euler map (`quadfire.analysis.mismatch`)
-        if p.get("model") != "qif" or any(p.get(k) is None for k in ("a", "u1", "u2", "v_th")):
+        maps = {"qif": "euler", "qif-exact": "exact", "qif-hybrid": "hybrid"}
+        if p.get("model") not in maps or any(p.get(k) is None for k in ("a", "u1", "u2", "v_th")):
             continue
+        disc = maps[p["model"]]
         sigma = max(s["x_std"], 1e-6)
+        inputs = s.get("moment_inputs", {})
         setup = MismatchSetup(p["a"], p["u1"], p["u2"], p["v_th"], sigma=sigma,
                               rho=min(s["rho"], 0.95), T=T, neurons=neurons, batch=64,
                               batches=batches, pairs=pairs, seed=seed, mu=s["x_mean"],
                               window_sigma=s.get("noise_sigma") or p["v_th"],
-                              window_rho=s.get("moment_inputs", {}).get("rho"),
-                              window_samples=s.get("moment_inputs", {}).get("samples"))
+                              window_rho=inputs.get("rho"), window_samples=inputs.get("samples"),
+                              discretization=disc)
+        # the map as the experiment simulates it (a QIF module), with its default floor
+        floor = {"euler": qif_default_floor, "exact": lambda *_: None,
+                 "hybrid": hybrid_floor}[disc](p["a"], p["u1"], p["u2"])
         measured = {"noise@measured": qif_window("noise", p["a"], p["u1"], p["u2"], p["v_th"],
-                                                 sigma),
-                    # the Euler map as the experiment simulates it, with its default floor
+                                                 sigma, discretization=disc),
                     "moment@measured": qif_window(
                         "moment", p["a"], p["u1"], p["u2"], p["v_th"], sigma, rho=setup.rho,
-                        v_min=qif_default_floor(p["a"], p["u1"], p["u2"]), samples=setup.batch)}
+                        v_min=floor, samples=setup.batch, discretization=disc)}
         r = measure_mismatch(setup, factors, extra=measured)
         out[name] = {"setup": {"mu": setup.mu, "sigma": setup.sigma, "rho": setup.rho},
                      "cosine": r.cosine, "widths": r.widths, "ceiling": r.ceiling,

@@ -55,6 +55,7 @@ class MismatchSetup:
     # what the moment rule is told of rho and of the samples per gradient (None: rho, batch)
     window_rho: float | None = None
     window_samples: int | None = None
+    discretization: str = "euler"  # the QIF map of the layer (`quadfire.neurons.QIF`)
 
     def __post_init__(self):
         if not (math.isfinite(self.mu) and (self.window_sigma is None or self.window_sigma > 0)):
@@ -106,7 +107,7 @@ def _neuron(setup: MismatchSetup, window: Window | str) -> QIF:
     rho = setup.rho if setup.window_rho is None else setup.window_rho
     samples = setup.batch if setup.window_samples is None else setup.window_samples
     return QIF(setup.a, setup.u1, setup.u2, setup.v_th, surrogate=window, sigma=sigma,
-               samples=samples, rho=rho)
+               samples=samples, rho=rho, discretization=setup.discretization)
 
 
 @torch.no_grad()

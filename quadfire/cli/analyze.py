@@ -57,7 +57,8 @@ def _mismatch(args) -> int:
                              f"more than {MISMATCH_ELEMENTS * 8 >> 30} GiB per batch; use fewer "
                              f"neurons or steps")
     setup = MismatchSetup(args.a, args.u1, args.u2, args.v_th, args.sigma, args.rho, args.T,
-                          args.neurons, args.batch, args.batches, args.pairs, args.seed)
+                          args.neurons, args.batch, args.batches, args.pairs, args.seed,
+                          discretization=args.discretization)
     factors = DEFAULT_FACTORS if args.factors is None else tuple(args.factors)
     result = measure_mismatch(setup, factors, shape=args.shape)
     print(format_table(result))
@@ -207,6 +208,8 @@ def add_commands(sub) -> None:
                    help="sweep widths as multiples of the band width 2(v_th - u2) "
                         "(default: mismatch.DEFAULT_FACTORS)")
     p.add_argument("--shape", default="rect", choices=("rect", "triangle", "sigmoid", "atan"))
+    p.add_argument("--discretization", choices=("euler", "exact", "hybrid"), default="euler",
+                   help="the QIF map the layer runs (default euler)")
     p.add_argument("--out", type=output_dir, default="analysis/mismatch",
                    help="folder for the PNG and JSON")
     p.set_defaults(func=_mismatch)
