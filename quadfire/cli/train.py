@@ -17,10 +17,11 @@ import sys
 from ..bench.args import int_in
 from ..errors import CheckpointError, ConfigError
 from ..train import checkpoint
-from ..train.config import load_config
+from ..train.config import AUTO, load_config
 from ..train.recipes import SMOKE, config_for, list_recipes
 
 DEMO = "digits"
+LAST = "last"    # bare --resume: this recipe's <run_dir>/last.pt, which must exist
 DEMO_OUT = "runs/demo"  # the demo's own folder (its runs are scratch runs: reruns replace them)
 
 
@@ -57,7 +58,7 @@ def _train(args) -> int:
     resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
-        if resume == "auto":
+        if resume in (LAST, AUTO):
             raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
                               "--resume runs/<run>/last.pt")
         saved = checkpoint.load(resume).get("config")
@@ -67,7 +68,7 @@ def _train(args) -> int:
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
     else:
         cfg = config_for(args.recipe, args.overrides, args.smoke)
-        if resume == "auto":
+        if resume == LAST:
             resume = cfg.run_dir / "last.pt"
     report = fit(cfg, resume=resume, smoke=args.smoke, overwrite=args.overwrite)
     if report["rank"] == 0:
@@ -100,8 +101,10 @@ def add_commands(sub) -> None:
                        description="Train from a recipe. Without a recipe (and without --resume) "
                                    "runs the digits demo: QIF and LIF convnets, then a table.")
     p.add_argument("recipe", nargs="?", help="shipped recipe name or YAML path (see `quadfire recipes`)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
-                   help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
+    p.add_argument("--resume", nargs="?", const=LAST, default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe); "
+                        "'auto': continue <run_dir>/last.pt if it exists, else start the run "
+                        "(for every torchrun launch: a restarted worker group carries on)")
     common_options(p)
     overwrite_option(p)
     p.set_defaults(func=_train)

@@ -28,9 +28,10 @@ SEED_LIMIT = 2**32      # numpy's global seed is 32-bit
 # (epochs, batch size, lr, warm-up), so changing it would continue another run than the one
 # trained so far (docs/training.md, "Checkpoints and resume").
 RESUME_MAY_CHANGE = ("name", "out_dir", "run_name", "progress", "tensorboard", "device",
-                     "compile", "measure_batches", "nonfinite", "paper_accuracy",
+                     "compile", "measure_batches", "nonfinite", "checkpoint_every", "paper_accuracy",
                      "paper_reference", "data.root", "data.download", "data.workers",
                      "data.pin_memory", "data.eval_batch_size", "data.cache_dir")
+AUTO = "auto"  # resume="auto": the run's own last.pt if there is one, else a fresh start
 FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",
           "tet_lambda", "tet_phi", "grad_clip")
 
@@ -77,6 +78,9 @@ class TrainConfig:
     # A step with a non-finite loss, gradient or BN statistic: "stop" the run with an error
     # (weights and last.pt stay as they were) or "skip" the batch and go on.
     nonfinite: str = "stop"
+    # Also write last.pt every this many training steps within an epoch (0: at epoch ends
+    # only), so a crash loses at most that many steps; a mid-epoch checkpoint resumes exactly.
+    checkpoint_every: int = 1000
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
@@ -109,6 +113,9 @@ class TrainConfig:
              f"label_smoothing applies to the ce and tet losses; loss=mse needs 0, got "
              f"{self.label_smoothing}"),
             (self.measure_batches >= 0, f"measure_batches must be >= 0, got {self.measure_batches}"),
+            (self.checkpoint_every >= 0,
+             f"checkpoint_every must be >= 0 steps (0: at epoch ends only), got "
+             f"{self.checkpoint_every}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}"),
         ]
         for ok, message in checks:

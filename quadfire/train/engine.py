@@ -37,7 +37,7 @@ from ..errors import (CheckpointError, ConfigError, DataLoaderWorkerError, NonFi
 from ..layers.sync_tdbn import convert_sync_tdbn
 from ..models import create_model, input_kwargs, load_state
 from . import checkpoint, distributed, losses, rundir
-from .config import TrainConfig, check_resume
+from .config import AUTO, TrainConfig, check_resume
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .report import write_report
@@ -201,7 +201,7 @@ class StepGuard:
 
 
 def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None,
-                carried: tuple = (0.0, 0.0, 0.0)) -> dict:
+                carried: tuple = (0.0, 0.0, 0.0), on_checkpoint=None) -> dict:
     """One epoch; returns {"loss", "acc", "sums", "steps", "stopped", "skipped",
     "worker_error"}, where "sums" are (loss x samples, correct, samples) over all ranks. The
     first `skip` batches were already trained before an interruption: they are drawn (to
@@ -210,7 +210,8 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
     epoch's loss and accuracy, as an uninterrupted epoch would. A step whose loss, gradients
     or BN statistics are not finite is not applied (`StepGuard`): ``cfg.nonfinite`` "stop"
     raises NonFiniteError, "skip" goes on with the next batch. A dead DataLoader worker ends the epoch at the last whole step
-    (``stopped`` with the error in ``worker_error``)."""
+    (``stopped`` with the error in ``worker_error``). Every ``cfg.checkpoint_every`` steps
+    short of the epoch's end, every rank calls ``on_checkpoint(step, sums)``."""
     cfg, device = run.cfg, run.dist.device
     criterion = loss_fn(cfg)
     guard = StepGuard(run, epoch)
@@ -278,6 +279,9 @@ def train_epoch(run: Run, epoch: int, stop: StopRequest, skip: int = 0, rng=None
             correct += (out.detach().float().mean(0).argmax(1) == y).sum().item()
             count += n
             bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{100 * correct / count:.1f}")
+        every = cfg.checkpoint_every
+        if on_checkpoint is not None and every and step % every == 0 and step < steps:
+            on_checkpoint(step, distributed.all_sum([total_loss, correct, count], run.dist))
         if stop.agreed(run.dist):
             stopped = True
             break
@@ -312,14 +316,16 @@ def evaluate(net: nn.Module, loader, info: distributed.DistInfo, amp: str = "non
 
 
 def checkpoint_state(run: Run, epoch: int, step: int, best: float, scratch: bool = False,
-                     partial: dict | None = None) -> dict:
+                     partial: dict | None = None, rngs: list | None = None) -> dict:
     """`epoch`: the epoch to run next (or the one interrupted, with `step` steps done, and in
     `partial` its lr at the first step and the loss and accuracy sums so far).
-    `scratch`: a smoke or demo run, which a later run may replace (`rundir`)."""
+    `scratch`: a smoke or demo run, which a later run may replace (`rundir`).
+    `rngs`: every rank's RNG states (rank order), when all ranks saved them together; a
+    mid-epoch resume then gives each rank its own (`rank_rng`)."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
             "epoch": epoch, "step": step, "partial": partial or {}, "best_acc": best,
-            "rng": checkpoint.rng_state(),
+            "rng": checkpoint.rng_state(), "rng_ranks": rngs or [],
             "config": dataclasses.asdict(run.cfg), "data_info": dataclasses.asdict(run.info),
             "scratch": scratch, "wall_s": time.time() - run.t0}
 
@@ -328,11 +334,28 @@ RESUME_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "epoch", "rng")
 
 
 def save_checkpoint(run: Run, path: Path, epoch: int, step: int, best: float,
-                    scratch: bool, partial: dict | None = None) -> None:
+                    scratch: bool, partial: dict | None = None, rngs: list | None = None) -> None:
     """Write the checkpoint, unless the weights are no longer finite: a good last.pt is never
     replaced by a broken one."""
     StepGuard(run, epoch).check_weights()
-    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch, partial), path)
+    checkpoint.save(checkpoint_state(run, epoch, step, best, scratch, partial, rngs), path)
+
+
+def all_rng_states(info: distributed.DistInfo) -> list | None:
+    """Every rank's RNG states, rank order (all ranks call this together); None
+    single-process, where the checkpoint's own "rng" is the one."""
+    if not info.distributed:
+        return None
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, checkpoint.rng_state())
+    return out
+
+
+def rank_rng(state: dict, info: distributed.DistInfo) -> dict:
+    """This rank's RNG states from a checkpoint: its own when every rank's were saved for the
+    same world size, else rank 0's."""
+    ranks = state.get("rng_ranks") or []
+    return ranks[info.rank] if len(ranks) == info.world_size else state["rng"]
 
 
 def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
@@ -362,6 +385,9 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
         overwrite: bool = False, scratch: bool = False) -> dict:
     """Train `cfg` (resuming from checkpoint `resume` if given); returns the report dict.
 
+    `resume="auto"`: resume from the run's own last.pt when there is one, else start fresh
+    (what a command relaunched by torchrun after a failure needs; `auto_resume`).
+
     The run directory is claimed first (`rundir.claim`): locked against a second run, and an
     existing run in it is replaced only with `overwrite` (or when it was a scratch run).
     `scratch` marks this run as one a later run may replace (smoke runs always are).
@@ -369,6 +395,8 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
     """
     info = distributed.setup(cfg.device)
     try:
+        if resume == AUTO:
+            resume = auto_resume(cfg, info)
         # a missing or unreadable checkpoint, or one of a run with other settings, fails
         # before anything is created or written
         state = None if resume is None else checkpoint.load(resume, map_location=info.device)
@@ -378,6 +406,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
             return _fit(cfg, info, resume, state, smoke, scratch or smoke, replaces)
     finally:
         distributed.teardown()
+
+
+def auto_resume(cfg: TrainConfig, info: distributed.DistInfo) -> Path | None:
+    """The run's own last.pt if it exists (seen by rank 0, which writes it), else None. Whether
+    it belongs to this run is then checked as for any resume (`check_resume`)."""
+    path = cfg.run_dir / "last.pt"
+    return path if distributed.broadcast_object(path.is_file(), info) else None
 
 
 @contextlib.contextmanager
@@ -413,8 +448,11 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, state: dict | Non
         if state is not None:
             restore(run, state, str(resume))
             first_epoch, skip, best = state["epoch"], state.get("step", 0), state.get("best_acc", 0.0)
-            rng = state["rng"] if skip else None
+            rng = rank_rng(state, info) if skip else None
             partial = (state.get("partial") or {}) if skip else {}
+            if info.main and cfg.progress:
+                tqdm.write(f"[{cfg.run_id}] resuming from {resume} at epoch {first_epoch + 1}, "
+                           f"step {skip}", file=sys.stderr)
         run_dir, ckpt_path = cfg.run_dir, cfg.run_dir / "last.pt"
         if replaces:
             rundir.clear(run_dir)
@@ -431,12 +469,21 @@ def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, state: dict | Non
                 cut = partial if first else {}  # what the epoch cut short had done
                 # the lr at the epoch's first step (docs/training.md)
                 lr = cut.get("lr", run.optimizer.param_groups[0]["lr"])
+
+                def mid_epoch(step, sums, epoch=epoch, lr=lr):  # bounds the work a crash loses
+                    rngs = all_rng_states(info)
+                    if info.main:
+                        save_checkpoint(run, ckpt_path, epoch, step, best, scratch,
+                                        {"lr": lr, "sums": list(sums)}, rngs)
+
                 train = train_epoch(run, epoch, stop, skip if first else 0, rng,
-                                    tuple(cut.get("sums", (0.0, 0.0, 0.0))))
+                                    tuple(cut.get("sums", (0.0, 0.0, 0.0))), mid_epoch)
                 skipped += train["skipped"]
                 if train["stopped"]:
                     stopped, lost = True, train["worker_error"]
-                    if info.main:
+                    if lost is None:  # every rank stopped at this step (`stop.agreed`)
+                        mid_epoch(train["steps"], train["sums"])
+                    elif info.main:
                         save_checkpoint(run, ckpt_path, epoch, train["steps"], best, scratch,
                                         {"lr": lr, "sums": list(train["sums"])})
                     break
