@@ -134,3 +134,27 @@ def test_a_worker_killed_mid_epoch_costs_only_the_steps_since_the_last_checkpoin
     assert _rows(tmp_path / "elastic") == _rows(two_nodes)
     assert report["replicas_identical"]
     assert report["replica_digests"] == reference["replica_digests"]
+
+
+def test_resume_auto_starts_a_run_continues_its_own_and_refuses_another(tmp_path, capsys):
+    """What a torchrun restart relies on, in-process: the same command line starts the run
+    when there is no last.pt, continues it when there is, and refuses a last.pt of a run with
+    other settings as --resume does (one line, exit 2)."""
+    from quadfire.cli import main
+
+    argv = ["train", "digits-qif", "--smoke", "--resume", "auto", "--set", f"out_dir={tmp_path}",
+            "--set", "progress=true"]
+    assert main(argv) == 0
+    ckpt = tmp_path / "digits-qif-s0" / "last.pt"
+    assert "resuming" not in capsys.readouterr().err and checkpoint.load(ckpt)["epoch"] == 1
+    assert main(argv) == 0  # a finished run: evaluated again, nothing trained
+    assert f"resuming from {ckpt} a finished run (1 epochs): evaluating only" in \
+        capsys.readouterr().err
+    assert checkpoint.load(ckpt)["epoch"] == 1
+    assert main(argv + ["--set", "T=2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume continues the run" in err[0] and \
+        "T: 4 in the run, 2 given" in err[0], err
+    assert main(argv + ["--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite starts a new run" in err[0], err

@@ -350,8 +350,9 @@ def restore(run: Run, state: dict, source: str = "the checkpoint") -> Position:
         ranks = state.get("rng_ranks") or []
         run.rng = ranks[info.rank] if len(ranks) == info.world_size else state["rng"]
     if info.main and run.cfg.progress:
-        tqdm.write(f"[{run.cfg.run_id}] resuming from {source} at epoch {pos.epoch + 1}, step "
-                   f"{pos.step}", file=sys.stderr)
+        where = (f"at epoch {pos.epoch + 1}, step {pos.step}" if pos.epoch < run.cfg.epochs
+                 else f"a finished run ({pos.epoch} epochs): evaluating only")
+        tqdm.write(f"[{run.cfg.run_id}] resuming from {source} {where}", file=sys.stderr)
     return pos
 
 
