@@ -143,7 +143,7 @@ def test_resume_auto_starts_a_run_continues_its_own_and_refuses_another(tmp_path
     from quadfire.cli import main
 
     argv = ["train", "digits-qif", "--smoke", "--resume", "auto", "--set", f"out_dir={tmp_path}",
-            "--set", "progress=true"]
+            "--set", "progress=true", "--set", "scratch=false"]  # a run kept like a real one
     assert main(argv) == 0
     ckpt = tmp_path / "digits-qif-s0" / "last.pt"
     assert "resuming" not in capsys.readouterr().err and checkpoint.load(ckpt)["epoch"] == 1
@@ -158,3 +158,13 @@ def test_resume_auto_starts_a_run_continues_its_own_and_refuses_another(tmp_path
     assert main(argv + ["--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--overwrite starts a new run" in err[0], err
+    # a scratch run (a plain smoke run) of other settings is replaced, as by any new run
+    assert main(["train", "digits-qif", "--smoke", "--set", f"out_dir={tmp_path / 'b'}"]) == 0
+    ckpt = tmp_path / "b" / "digits-qif-s0" / "last.pt"
+    assert checkpoint.load(ckpt)["scratch"]
+    real = ["train", "digits-qif", "--resume", "auto", "--set", f"out_dir={tmp_path / 'b'}",
+            "--set", "epochs=1", "--set", "progress=false", "--set", "tensorboard=false",
+            "--set", "model_kwargs={width: 4, hidden: 8}"]
+    assert main(real) == 0
+    assert not checkpoint.load(ckpt)["scratch"]
+    assert checkpoint.load(ckpt)["config"]["data"]["synthetic"] is False

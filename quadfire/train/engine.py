@@ -33,11 +33,12 @@ from tqdm import tqdm
 
 from ..data import build_loaders
 from ..errors import (CheckpointError, ConfigError, DataLoaderWorkerError, NonFiniteError,
-                      RunDirError)
+                      QuadfireError, RunDirError)
 from ..layers.sync_tdbn import convert_sync_tdbn
 from ..models import create_model, input_kwargs, load_state
 from . import checkpoint, distributed, losses, rundir
-from .config import AUTO, OVERWRITE, TrainConfig, check_resume
+from .config import (AUTO, OVERWRITE, TrainConfig, check_resume, config_from_checkpoint,
+                     resume_conflicts)
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .position import Position
@@ -357,10 +358,21 @@ def restore(run: Run, state: dict, source: str = "the checkpoint") -> Position:
 
 
 def auto_resume(cfg: TrainConfig, info: distributed.DistInfo) -> Path | None:
-    """The run's own last.pt if it exists (seen by rank 0, which writes it), else None. Whether
-    it belongs to this run is then checked as for any resume (`check_resume`)."""
-    path = cfg.run_dir / "last.pt"
-    return path if distributed.broadcast_object(path.is_file(), info) else None
+    """The run's own last.pt if it exists (as rank 0, which writes it, sees it), else None.
+    Whether it belongs to this run is then checked as for any resume (`check_resume`), except
+    that a scratch run's last.pt of other settings (a smoke run's, say) is not resumed: this
+    run starts and replaces it, as any new run would."""
+    path, found = cfg.run_dir / "last.pt", None
+    if info.main and path.is_file():
+        found = path
+        try:
+            state = checkpoint.load(path)
+            if state.get("scratch") and resume_conflicts(
+                    config_from_checkpoint(state, str(path)), cfg):
+                found = None
+        except QuadfireError:
+            pass  # the resume itself names what is wrong with the file
+    return distributed.broadcast_object(found, info)
 
 
 @contextlib.contextmanager
