@@ -70,7 +70,7 @@ def test_config_fields_are_stable():
     assert [f.name for f in dataclasses.fields(DataConfig)] == [
         "dataset", "root", "download", "batch_size", "eval_batch_size", "workers", "pin_memory",
         "frame_size", "autoaugment", "cutout", "crop_padding", "seed", "cache_dir", "frame_by", "denoise_us",
-        "downsample"]
+        "downsample", "synthetic"]
 
 
 def test_shard_sampler_partitions_exactly():

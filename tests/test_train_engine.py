@@ -177,8 +177,8 @@ class Poisoned(torch.utils.data.Dataset):
 def spoilt_run(tmp_path, monkeypatch, name, at, spoil, workers=0, *overrides):
     """A 2-epoch smoke run (2 steps of 2 samples per epoch) whose `at`-th sample is spoilt."""
     from quadfire.data import Loader
-    from quadfire.train.recipes import SMOKE
-    real = engine.synthetic_loaders
+    from quadfire.train.recipes import config_for
+    real = engine.build_loaders
 
     def loaders(cfg, T, distributed=False):
         train, test, info = real(cfg, T, distributed=distributed)
@@ -186,10 +186,9 @@ def spoilt_run(tmp_path, monkeypatch, name, at, spoil, workers=0, *overrides):
                         sampler=train.sampler, num_workers=workers,
                         persistent_workers=workers > 0)
         return spoilt, test, info
-    monkeypatch.setattr(engine, "synthetic_loaders", loaders)
-    cfg = load_config(read_recipe("digits-qif"), SMOKE + [
-        "epochs=2", f"out_dir={tmp_path}", f"run_name={name}", *overrides])
-    return cfg
+    monkeypatch.setattr(engine, "build_loaders", loaders)
+    return config_for("digits-qif", ["epochs=2", f"out_dir={tmp_path}", f"run_name={name}",
+                                     *overrides], smoke=True)
 
 
 def finite_state(path):
@@ -202,7 +201,7 @@ def test_a_nonfinite_batch_stops_the_run_and_keeps_the_last_checkpoint(tmp_path,
     with pytest.raises(NonFiniteError, match=r"non-finite (BN statistics|gradients|loss) at "
                                              r"epoch 2, step 1 of 2.*last.pt was not "
                                              r"overwritten.*nonfinite=skip"):
-        engine.fit(cfg, smoke=True)
+        engine.fit(cfg)
     state = checkpoint.load(cfg.run_dir / "last.pt")
     assert (state["epoch"], state["step"]) == (1, 0) and finite_state(cfg.run_dir / "last.pt")
 
@@ -210,7 +209,7 @@ def test_a_nonfinite_batch_stops_the_run_and_keeps_the_last_checkpoint(tmp_path,
 def test_nonfinite_skip_leaves_weights_and_bn_statistics_untouched(tmp_path, monkeypatch,
                                                                    capsys):
     cfg = spoilt_run(tmp_path, monkeypatch, "skip", 3, "inf", 0, "nonfinite=skip")
-    report = engine.fit(cfg, smoke=True)
+    report = engine.fit(cfg)
     assert report["skipped_steps"] == 1 and not report["interrupted"]
     assert "epoch 1, step 2 of 2: skipped" in capsys.readouterr().err
     assert finite_state(cfg.run_dir / "last.pt")
@@ -221,7 +220,7 @@ def test_a_dead_worker_saves_the_position_before_the_error(tmp_path, monkeypatch
     the next batch fetch, between steps: the run saves where it was and says how to resume."""
     cfg = spoilt_run(tmp_path, monkeypatch, "killed", 7, "kill", 1)  # epoch 2, batch 2
     with pytest.raises(DataLoaderWorkerError, match=r"worker.*resume with --resume"):
-        engine.fit(cfg, smoke=True)
+        engine.fit(cfg)
     state = checkpoint.load(cfg.run_dir / "last.pt")
     assert state["epoch"] == 1 and state["step"] in (0, 1) and finite_state(cfg.run_dir / "last.pt")
 

@@ -132,15 +132,15 @@ def test_the_demo_writes_scratch_runs_to_its_own_folder(tmp_path, monkeypatch, c
     scratch, so the second run replaces the first; a real run elsewhere is never touched."""
     calls = []
 
-    def fake_fit(cfg, **kw):
-        calls.append((str(cfg.out_dir), kw))
+    def fake_fit(cfg, resume=None):
+        calls.append((str(cfg.out_dir), cfg.scratch))
         return {"interrupted": False, "rank": 0, "run": cfg.run_id, "accuracy": 90.0,
                 "firing_rate": 0.2, "paper_accuracy": None}
     monkeypatch.setattr(engine, "fit", fake_fit)
     monkeypatch.chdir(tmp_path)
     assert main(["train"]) == 0
     assert [c[0] for c in calls] == ["runs/demo", "runs/demo"]
-    assert all(kw["scratch"] for _, kw in calls)
+    assert all(scratch for _, scratch in calls)
     assert "digits demo" in capsys.readouterr().out
 
 

@@ -8,6 +8,7 @@ import pytest
 from quadfire.cli import main
 from quadfire.errors import ConfigError
 from quadfire.train import checkpoint
+from quadfire.train.config import OVERWRITE
 from quadfire.train.study import plan, run_study
 from quadfire.train.typed_yaml import to_dict
 from quadfire.train.variants import STUDY, VARIANTS
@@ -47,8 +48,8 @@ def test_study_refuses_per_run_overrides_and_bad_variants(tmp_path):
 
 def _fake_fit(calls, interrupt_at=None):
     """A stand-in for engine.fit that writes what a finished run leaves on disk."""
-    def fit(cfg, resume=None, smoke=False, overwrite=False, scratch=False):
-        calls.append((cfg.run_name, resume is not None))
+    def fit(cfg, resume=None):
+        calls.append((cfg.run_name, resume not in (None, OVERWRITE)))
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         if interrupt_at == cfg.run_name:
             checkpoint.save({"model": {}, "optimizer": {}, "epoch": 0, "rng": {},

@@ -15,12 +15,13 @@ from pathlib import Path
 import sys
 
 from ..bench.args import int_in
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..train import checkpoint
-from ..train.config import load_config
+from ..train.config import AUTO, OVERWRITE, config_from_checkpoint
 from ..train.recipes import SMOKE, config_for, list_recipes
 
 DEMO = "digits"
+LAST = "last"    # bare --resume: this recipe's <run_dir>/last.pt, which must exist
 DEMO_OUT = "runs/demo"  # the demo's own folder (its runs are scratch runs: reruns replace them)
 
 
@@ -55,21 +56,21 @@ def _train(args) -> int:
         return study_command(DEMO, ["qif", "lif"], [0], args.overrides, args.smoke,
                              args.overwrite, title="digits demo", scratch=True, folder=folder)
     resume = args.resume
+    if args.overwrite and resume is not None:
+        raise ConfigError("--overwrite starts a new run in place of the old one and --resume "
+                          "continues it: give one of them")
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
-        if resume == "auto":
+        if resume in (LAST, AUTO):
             raise ConfigError("--resume without a recipe needs the checkpoint path, e.g. "
                               "--resume runs/<run>/last.pt")
-        saved = checkpoint.load(resume).get("config")
-        if not isinstance(saved, dict):
-            raise CheckpointError(f"checkpoint {resume} holds no run config; resume it with "
-                                  f"its recipe: quadfire train RECIPE --resume {resume}")
-        cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
+        cfg = config_from_checkpoint(checkpoint.load(resume), resume,
+                                     (SMOKE if args.smoke else []) + args.overrides)
     else:
         cfg = config_for(args.recipe, args.overrides, args.smoke)
-        if resume == "auto":
+        if resume == LAST:
             resume = cfg.run_dir / "last.pt"
-    report = fit(cfg, resume=resume, smoke=args.smoke, overwrite=args.overwrite)
+    report = fit(cfg, OVERWRITE if args.overwrite else resume)
     if report["rank"] == 0:
         print(summary_line(report))
     if report["interrupted"]:
@@ -100,8 +101,10 @@ def add_commands(sub) -> None:
                        description="Train from a recipe. Without a recipe (and without --resume) "
                                    "runs the digits demo: QIF and LIF convnets, then a table.")
     p.add_argument("recipe", nargs="?", help="shipped recipe name or YAML path (see `quadfire recipes`)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
-                   help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")
+    p.add_argument("--resume", nargs="?", const=LAST, default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe); "
+                        "'auto': continue <run_dir>/last.pt if it exists, else start the run "
+                        "(for every torchrun launch: a restarted worker group carries on)")
     common_options(p)
     overwrite_option(p)
     p.set_defaults(func=_train)

@@ -3,7 +3,8 @@ CIFAR-10/100, ImageNet, CIFAR10-DVS, MNIST and Fashion-MNIST (also row by row) a
 dataset as ``tonic:<Name>``.
 `build_loaders(DataConfig(...), T)` is the one entry point; `list_datasets()` names every
 registered dataset. See docs/data.md."""
-from . import cifar, cifar10dvs, digits, imagenet, mnist, tonic_datasets  # noqa: F401  (register)
+from . import (cifar, cifar10dvs, digits, imagenet, mnist, synthetic,  # noqa: F401  (register)
+               tonic_datasets)
 from .config import DataConfig, dataset_info
 from .loaders import (Loader, ShardSampler, build_datasets, build_loaders, download,
                       synthetic_loaders)

@@ -37,6 +37,9 @@ class DataConfig:
     frame_by: str = "events"      # "events": T frames of equal event count; "time": of equal time
     denoise_us: float = 0.0       # Tonic's Denoise: drop events with no neighbour this recent; 0: off
     downsample: float = 1.0       # Tonic's Downsample: scale the sensor's x (and y), in (0, 1]
+    # Random inputs of the dataset's shape in place of its data (the registered dataset
+    # synthetic:<dataset>, `quadfire.data.synthetic`): what a smoke run trains on.
+    synthetic: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,7 +64,7 @@ class DataConfig:
         for name in ("root", "cache_dir"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"data.{name} must be a path string, got {getattr(self, name)!r}")
-        for name in ("download", "pin_memory", "autoaugment"):
+        for name in ("download", "pin_memory", "autoaugment", "synthetic"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"data.{name} must be a bool, got {getattr(self, name)!r}")
         self._validate_event_options()

@@ -26,10 +26,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .common import TensorPairs, time_major_collate
+from .common import time_major_collate
 from ..errors import ConfigError, DataError, DataLoaderWorkerError, ParameterError, QuadfireError
 from .config import DataConfig, dataset_info
 from .registry import DatasetInfo, get_dataset
+from .synthetic import random_splits
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -164,7 +165,7 @@ def build_datasets(cfg: DataConfig, T: int | None = None) -> tuple[Dataset, Data
     """(train, test, info) for `cfg.dataset` and a run of T steps (needed by time-major data,
     ignored by static images), read from `cfg.root`."""
     cfg.validate()
-    return get_dataset(cfg.dataset).build(cfg, T)
+    return get_dataset(f"synthetic:{cfg.dataset}" if cfg.synthetic else cfg.dataset).build(cfg, T)
 
 
 def download(cfg: DataConfig, distributed: bool = False) -> None:
@@ -192,7 +193,7 @@ def build_loaders(cfg: DataConfig, T: int | None = None, distributed: bool = Fal
     .set_epoch(epoch)`` every epoch), the test set is sharded exactly by `ShardSampler`.
     """
     cfg.validate()
-    if cfg.download:
+    if cfg.download and not cfg.synthetic:
         download(cfg, distributed)
     train, test, info = build_datasets(cfg, T)
     return _loaders(cfg, train, test, info, distributed)
@@ -209,14 +210,9 @@ def synthetic_loaders(cfg: DataConfig, T: int | None = None, steps: int = 2,
     if steps < 1:
         raise ParameterError(f"steps must be >= 1, got {steps}")
     info = dataset_info(cfg, T) if info is None else info
-    g = torch.Generator().manual_seed(cfg.seed)
-    sample = info.step_shape if info.frames is None else (info.frames,) + info.step_shape
-    n = steps * cfg.batch_size
-    sets = [TensorPairs(torch.rand((n,) + sample, generator=g),
-                        torch.randint(0, info.num_classes, (n,), generator=g))
-            for _ in range(2)]
+    train, test = random_splits(info, steps * cfg.batch_size, cfg.seed)
     smoke = dataclasses.replace(cfg, eval_batch_size=cfg.batch_size, workers=0)
-    return _loaders(smoke, sets[0], sets[1], info, distributed)
+    return _loaders(smoke, train, test, info, distributed)
 
 
 def _require_process_group() -> None:

@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from ..data import DataConfig
-from ..errors import ConfigError, QuadfireError
+from ..errors import CheckpointError, ConfigError, QuadfireError
 from ..models import check_model
 from ..neurons import NeuronSpec
 from .losses import LOSSES
@@ -28,9 +28,12 @@ SEED_LIMIT = 2**32      # numpy's global seed is 32-bit
 # (epochs, batch size, lr, warm-up), so changing it would continue another run than the one
 # trained so far (docs/training.md, "Checkpoints and resume").
 RESUME_MAY_CHANGE = ("name", "out_dir", "run_name", "progress", "tensorboard", "device",
-                     "compile", "measure_batches", "nonfinite", "paper_accuracy",
-                     "paper_reference", "data.root", "data.download", "data.workers",
+                     "compile", "measure_batches", "nonfinite", "checkpoint_every", "scratch",
+                     "paper_accuracy", "paper_reference", "data.root", "data.download", "data.workers",
                      "data.pin_memory", "data.eval_batch_size", "data.cache_dir")
+# `engine.fit`'s resume, besides None and a checkpoint path: the run's own last.pt if there is
+# one, else a fresh start; a new run replacing the one in its directory
+AUTO, OVERWRITE = "auto", "overwrite"
 FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",
           "tet_lambda", "tet_phi", "grad_clip")
 
@@ -77,6 +80,12 @@ class TrainConfig:
     # A step with a non-finite loss, gradient or BN statistic: "stop" the run with an error
     # (weights and last.pt stay as they were) or "skip" the batch and go on.
     nonfinite: str = "stop"
+    # Also write last.pt every this many training steps within an epoch (0: at epoch ends
+    # only), so a crash loses at most that many steps; a mid-epoch checkpoint resumes exactly.
+    checkpoint_every: int = 1000
+    # A run that a later run in its directory may replace without asking (smoke runs, the
+    # digits demo; `rundir`).
+    scratch: bool = False
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
@@ -109,6 +118,9 @@ class TrainConfig:
              f"label_smoothing applies to the ce and tet losses; loss=mse needs 0, got "
              f"{self.label_smoothing}"),
             (self.measure_batches >= 0, f"measure_batches must be >= 0, got {self.measure_batches}"),
+            (self.checkpoint_every >= 0,
+             f"checkpoint_every must be >= 0 steps (0: at epoch ends only), got "
+             f"{self.checkpoint_every}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 disables), got {self.grad_clip}"),
         ]
         for ok, message in checks:
@@ -180,17 +192,28 @@ def resume_conflicts(run: TrainConfig, given: TrainConfig) -> list[str]:
             for key in old if key not in RESUME_MAY_CHANGE and old.get(key) != new.get(key)]
 
 
-def check_resume(saved: dict | None, given: TrainConfig, source: str) -> None:
-    """A resumed run continues the run it is: raise ConfigError naming every setting of
-    `given` that differs from `saved` (the checkpoint's config) and may not change."""
+def config_from_checkpoint(state: dict, source: str,
+                           overrides: list[str] | None = None) -> TrainConfig:
+    """The resolved config that checkpoint `state` (read from `source`) carries, with
+    ``--set`` style `overrides`: a CheckpointError when it carries none, a ConfigError when
+    the saved config itself is not valid."""
+    saved = state.get("config") if isinstance(state, dict) else None
     if not isinstance(saved, dict):
-        raise ConfigError(f"{source} holds no run config, so it cannot be checked that "
-                          f"resuming it continues the same run; start a new run instead")
+        raise CheckpointError(f"{source} holds no run config (it was not written by `quadfire "
+                              f"train`); train a new run, or resume it with its recipe: "
+                              f"quadfire train RECIPE --resume {source}")
     try:
         run = load_config(saved)
     except ConfigError as e:
         raise ConfigError(f"the run config in {source} is not valid ({e}); start a new run "
                           f"instead") from None
+    return load_config(saved, overrides) if overrides else run
+
+
+def check_resume(state: dict, given: TrainConfig, source: str) -> None:
+    """A resumed run continues the run it is: raise ConfigError naming every setting of
+    `given` that differs from the config of checkpoint `state` and may not change."""
+    run = config_from_checkpoint(state, source)
     conflicts = resume_conflicts(run, given)
     if conflicts:
         raise ConfigError(f"--resume continues the run in {source} with the settings it was "

@@ -15,10 +15,12 @@ from .typed_yaml import merge, read_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 NEURON_SUFFIXES = ("-qif", "-lif")
-# --smoke: one epoch of 2 steps on generated data, batch 2, in-process loading; anything given
-# with --set still wins.
+# --smoke: one epoch of 2 steps of 2 samples on random inputs of the recipe's shape (the
+# registered dataset synthetic:<dataset>, `quadfire.data.synthetic`), in-process loading, one
+# measured test batch, a scratch run (a later run replaces it); --set still wins.
 SMOKE = ["epochs=1", "warmup_epochs=0", "data.workers=0", "data.batch_size=2",
-         "progress=false", "tensorboard=false"]
+         "data.synthetic=true", "progress=false", "tensorboard=false", "measure_batches=1",
+         "scratch=true"]
 
 
 def list_recipes() -> list[str]:

@@ -21,7 +21,7 @@ from ..data import DatasetInfo, build_loaders, dataset_info, synthetic_loaders
 from ..errors import CheckpointError, ConfigError
 from ..models import load_state
 from . import checkpoint
-from .config import TrainConfig, load_config
+from .config import TrainConfig, config_from_checkpoint
 from .distributed import pick_device
 from .engine import make_model
 from .report import write_json
@@ -69,10 +69,7 @@ def load_run(path: str | Path, overrides: list[str] | None = None,
     and the weights is a CheckpointError naming what differs."""
     ckpt = checkpoint_path(path)
     state = checkpoint.load(ckpt)
-    if not isinstance(state.get("config"), dict):
-        raise CheckpointError(f"checkpoint {ckpt} holds no run config; it was not written by "
-                              f"`quadfire train`")
-    cfg = load_config(state["config"], overrides or [])
+    cfg = config_from_checkpoint(state, str(ckpt), overrides)
     info = run_info(state, cfg)
     try:
         model = make_model(cfg, info)

@@ -26,7 +26,7 @@ from typing import Callable
 
 from ..errors import ConfigError, RunDirError
 from . import checkpoint, rundir
-from .config import TrainConfig, check_resume
+from .config import OVERWRITE, TrainConfig, check_resume
 from .metrics import read_rows
 from .recipes import config_for, find_recipe, read_recipe, twins
 from .report import write_json
@@ -207,7 +207,7 @@ def _action(cfg: TrainConfig, overwrite: bool, scratch: bool) -> tuple[str, dict
     ckpt = cfg.run_dir / "last.pt"
     if ckpt.is_file():
         # checked now, not when its turn comes: the study refuses before it trains anything
-        check_resume(checkpoint.load(ckpt).get("config"), cfg, str(ckpt))
+        check_resume(checkpoint.load(ckpt), cfg, str(ckpt))
         return "resume", None
     rundir.check_free(cfg.run_dir)
     return "train", None
@@ -259,9 +259,10 @@ def run_study(recipe, variants=STUDY, seeds=(0, 1, 2), overrides: list[str] | No
             f"({cfg.neuron} {cfg.neuron_kwargs}){eta}")
         start = time.time()
         if action == "resume":
-            report = fit(cfg, resume=cfg.run_dir / "last.pt", smoke=smoke)
+            report = fit(cfg, resume=cfg.run_dir / "last.pt")
         else:
-            report = fit(cfg, smoke=smoke, overwrite=overwrite, scratch=scratch)
+            report = fit(dataclasses.replace(cfg, scratch=scratch or cfg.scratch),
+                         OVERWRITE if overwrite else None)
         spent.append(time.time() - start)
         if report.get("interrupted"):
             study.interrupted_by = int(report.get("signal") or 2)
