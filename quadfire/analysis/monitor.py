@@ -26,7 +26,7 @@ HIST_SPAN = (-4.0, 3.0)  # histogram range of H - v_th
 
 
 def inside_window(h: torch.Tensor, p) -> torch.Tensor:
-    """Boolean mask of H values within the surrogate band |H - v_th - offset| < width / 2.
+    """Boolean mask of H values within the surrogate band ``abs(H - v_th - offset) < width / 2``.
 
     width = 1/peak for every shape (`quadfire.functional.surrogate`), so this is where the
     window carries most of its gradient; per-channel windows broadcast against one step."""
