@@ -48,8 +48,8 @@ def test_raster_says_how_many_neurons_it_leaves_out():
     rec = LayerRecord(spikes, spikes, 1.0, "QIF")
     titles = [ax.get_title() for ax in raster({"conv1": rec, "fc": LayerRecord(
         spikes[:, :10], spikes[:, :10], 1.0, "QIF")}, max_neurons=64).axes]
-    assert titles[0].startswith("conv1 (QIF): neurons 0-63 of 100 shown")
-    assert titles[1].startswith("fc (QIF): all 10 neurons")
+    assert titles[0].startswith("conv1: QIF, neurons 0-63 of 100 shown")
+    assert titles[1].startswith("fc: QIF, all 10 neurons")
 
 
 def test_one_epoch_curves_have_one_whole_tick(tmp_path):

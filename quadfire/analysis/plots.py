@@ -86,7 +86,7 @@ def raster(records: dict[str, LayerRecord], layers=None, max_neurons: int = 64) 
         shown = (f"neurons 0-{s.shape[1] - 1} of {rec.spikes.shape[1]} shown"
                  if s.shape[1] < rec.spikes.shape[1] else f"all {s.shape[1]} neurons")
         # the rate is the whole layer's, not only the neurons drawn
-        ax.set_title(f"{rec.label or name} ({rec.kind}): {shown}; "
+        ax.set_title(f"{rec.label or name}: {rec.kind}, {shown}; "
                      f"layer firing rate {rec.spikes.mean():.3f} spikes per neuron per step",
                      fontsize=9)
     axes[-1].set_xlabel("time step")
@@ -110,7 +110,7 @@ def traces(records: dict[str, LayerRecord], layer: str, neurons=(0, 1, 2)) -> Fi
     ax.axhline(rec.v_th, color="C3", ls="--", lw=0.8, label="v_th")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="time step", ylabel="charged potential H (same units as v_th)",
-           title=f"{rec.label or layer} ({rec.kind}); * = spike")
+           title=f"{rec.label or layer}: {rec.kind}; * = spike")
     ax.legend(fontsize=8)
     return fig
 
