@@ -125,7 +125,8 @@ def mismatch_figure(result) -> Figure:
                 label=f"{rule} (w={result.widths[rule]:.3g}, offset={result.offsets[rule]:.3g})")
     ax.set_xscale("log")
     s = result.setup
-    ax.set(xlabel="window width w", ylabel="cosine to smoothed-loss gradient",
+    ax.set(xlabel="window width w (model units, log scale)",
+           ylabel="cosine to smoothed-loss gradient (1: same direction)",
            title=f"gradient mismatch: T={s.T}, sigma={s.sigma:g}, batch={s.batch}")
     ax.legend(fontsize=7)
     return fig
