@@ -76,7 +76,6 @@ def growth_figure(curves: dict[str, dict[int, float]], title: str):
     import math
 
     from matplotlib.figure import Figure
-
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from .study_plots import MARKERS

@@ -74,11 +74,13 @@ def layer_rate_figure(rates: dict[str, list[dict[str, float]]], title: str = "",
     ax.set_xticks(x, [labels.get(layer, layer) for layer in layers],
                   rotation=30 if len(layers) > 4 else 0, ha="right" if len(layers) > 4 else "center",
                   fontsize=8)
-    seeds = sorted({len(runs) for runs in rates.values()})
+    seeds = sorted({len(runs) for runs in rates.values()}) or [0]
+    over = f"mean over {'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'}"
+    if seeds[-1] > 1:
+        over += "; bars: std"
     ax.set(xlabel="spiking layer: the layer feeding it (module path)",
            ylabel="firing rate (spikes per neuron per step)",
-           title=f"{title}: firing rate per layer (mean over {'/'.join(map(str, seeds)) or 0} "
-                 f"seed{'s' if seeds != [1] else ''}{'; bars: std' if max(seeds, default=0) > 1 else ''})")
+           title=f"{title}: firing rate per layer ({over})")
     if rates:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return fig
