@@ -124,3 +124,12 @@ def test_gradient_growth_ticks_are_the_measured_T():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "4", "8"]
     _assert_readable(fig)
+
+
+def test_one_epoch_study_of_seven_variants_shows_every_point_beside_its_legend():
+    accs = [94.5, 100.0, 97.2, 99.4, 95.0, 98.8, 94.6]
+    fig = accuracy_figure({f"v{i}": [[a], [a - 0.1]] for i, a in enumerate(accs)}, "digits")
+    _assert_readable(fig)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
