@@ -6,6 +6,7 @@ Where a tool is wrong, a test pins the wrong behaviour next to the documented wo
 a release of the tool that fixes it fails here and the table in docs/export.md gets updated.
 """
 import logging
+import math
 
 import pytest
 import torch
@@ -105,6 +106,57 @@ def fix_snntorch_if(module, graph):
                                             reset_delay=False))
 
 
+def fix_norse_order(module):
+    """Norse 1.1 runs a NIR graph in nirtorch's `GraphExecutor`, which orders the nodes
+    depth-first from the input (`nirtorch.graph_utils.trace_execution`), not topologically:
+    on a residual graph a branch can run after the node that sums it, which then reads that
+    branch's previous step (nothing at the first), and the executor returns the last node it
+    ran, which need not be the output. Run the nodes in topological order instead."""
+    nodes = list(module.execution_order)
+    waiting = {n: len(module.graph.find_source_nodes_of(n)) for n in nodes}
+    order, ready = [], [n for n in nodes if waiting[n] == 0]
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for child in node.outgoing_nodes:
+            if child in waiting:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+    assert len(order) == len(nodes), "a cycle: not a feed-forward graph"
+    module.execution_order = order
+
+
+def resnet(neuron: str, block, v_th: float = 1.0, blocks=((4, 4, 1), (4, 8, 2))):
+    """A conv stem and residual blocks of quadfire.models.blocks (tdBN, folded on export) on
+    8x8 images, then flatten -> linear -> neuron; weights scaled so that every layer fires.
+    The first block has an identity shortcut, the second a strided 1x1 conv one."""
+    from quadfire.layers import conv_bn
+    from quadfire.neurons import NeuronSpec
+
+    torch.manual_seed(3)
+    spec = NeuronSpec(neuron, {"v_th": v_th})
+    c, side = blocks[-1][1], 8 // math.prod(stride for _, _, stride in blocks)
+    net = nn.Sequential(conv_bn(1, 4, spike_input=False, v_th=v_th), spec.make(4),
+                        *[block(cin, cout, stride, spec) for cin, cout, stride in blocks],
+                        TimeFold(nn.Flatten()), TimeFold(nn.Linear(c * side * side, 10)),
+                        spec.make(10))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(8)
+    return net.eval()
+
+
+def folded_reference(net, x):
+    """A NIR file holds tdBN folded into the convs: compare with the folded quadfire net."""
+    import copy
+
+    from quadfire.layers import fold_tdbn
+
+    return reference(fold_tdbn(copy.deepcopy(net)), x)
+
+
 # -- quadfire -> NIR -> snnTorch ------------------------------------------------------------
 
 def test_snntorch_runs_quadfire_lif_exported_at_its_dt():
@@ -168,6 +220,89 @@ def test_norse_conv_net_needs_the_flatten_fix():
         step_norse(module, x)
     fix_flatten(module)
     assert torch.equal(step_norse(module, x), ref)
+
+
+# -- residual networks -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("neuron", ["lif", "if"])
+def test_snntorch_runs_a_quadfire_sew_resnet(neuron):
+    from quadfire.models.blocks import SEWBlock
+
+    net, x = resnet(neuron, SEWBlock), inputs((1, 8, 8))
+    ref = folded_reference(net, x)
+    graph = to_nir(net, (1, 8, 8), dt=1e-4 if neuron == "lif" else 1.0)
+    module = import_from_nir(graph)
+    fix_flatten(module)
+    if neuron == "if":
+        fix_snntorch_if(module, graph)
+    assert torch.equal(step_snntorch(module, x), ref)
+
+
+@pytest.mark.parametrize("neuron", ["lif", "if"])
+def test_norse_runs_a_quadfire_sew_resnet_in_topological_order(neuron):
+    from quadfire.models.blocks import SEWBlock
+
+    net, x = resnet(neuron, SEWBlock), inputs((1, 8, 8))
+    ref = folded_reference(net, x)
+    graph = to_nir(net, (1, 8, 8), dt=1.0, unit_r=neuron == "lif")
+    module = norse.from_nir(graph, dt=1.0)
+    fix_flatten(module)
+    # depth-first: the strided block's shortcut runs after the output node
+    names = [n.name for n in module.execution_order]
+    assert names.index("3_shortcut_sn") > names.index("output")
+    # and returns the last node it ran: the shortcut neuron's [N, 8, 4, 4], not the logits
+    assert step_norse(module, x).shape == (T, N, 8, 4, 4)
+    fix_norse_order(module)
+    assert torch.equal(step_norse(module, x), ref)
+
+
+@pytest.mark.parametrize("tool", ["snntorch", "norse"])
+def test_spiking_block_identity_shortcut_meets_the_threshold_exactly(tool):
+    """sn2(conv2(...) + x): the identity shortcut adds spikes, exactly 1.0, so a neuron at
+    U = 0 whose conv input is exactly 0 reaches H = 1.0 = v_th: quadfire fires (H >= v_th),
+    NIR's neurons (v > v_threshold) do not, and the difference spreads. Every other spike
+    agrees: with v_th = 0.9 there is no such tie and the spikes are the same."""
+    from quadfire.analysis.plots import record
+    from quadfire.layers import fold_tdbn
+    from quadfire.models.blocks import SpikingBlock
+
+    def run(v_th):
+        net, x = resnet("if", SpikingBlock, v_th).double(), inputs((1, 8, 8), torch.float64)
+        graph = to_nir(net, (1, 8, 8), dt=1.0)
+        if tool == "norse":
+            module = norse.from_nir(graph, dt=1.0).double()
+            fix_flatten(module)
+            fix_norse_order(module)
+            out = step_norse(module, x)
+        else:  # snnTorch builds float32 neurons whatever the graph's dtype
+            module = import_from_nir(graph)
+            fix_flatten(module)
+            fix_snntorch_if(module, graph)
+            out, x = step_snntorch(module, x.float()).double(), x
+        folded = fold_tdbn(net)
+        ties = sum(int((r.h == r.v_th).sum()) for s in range(N) for r in record(folded, x, s).values())
+        return out, reference(folded, x), ties
+
+    out, ref, ties = run(1.0)
+    assert ties > 0 and not torch.equal(out, ref)
+    out, ref, ties = run(0.9)
+    assert ties == 0 and torch.equal(out, ref)
+
+
+def test_norse_cannot_take_a_lif_spiking_block_with_identity_shortcut():
+    """Norse drops r, so LIF needs unit_r, which moves r into the layers feeding the neuron;
+    an identity shortcut feeds sn2 spikes, with no weights to carry r. A strided block (1x1
+    conv shortcut) carries it, and Norse then gives quadfire's spikes."""
+    from quadfire.errors import InputError
+    from quadfire.models.blocks import SpikingBlock
+
+    with pytest.raises(InputError, match="got \\['Conv2d', 'LIF'\\]"):
+        to_nir(resnet("lif", SpikingBlock), (1, 8, 8), unit_r=True)
+    net, x = resnet("lif", SpikingBlock, blocks=((4, 8, 2),)), inputs((1, 8, 8))
+    module = norse.from_nir(to_nir(net, (1, 8, 8), dt=1.0, unit_r=True), dt=1.0)
+    fix_flatten(module)
+    fix_norse_order(module)
+    assert torch.equal(step_norse(module, x), folded_reference(net, x))
 
 
 # -- each tool's own export -> quadfire -----------------------------------------------------

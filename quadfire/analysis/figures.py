@@ -38,9 +38,11 @@ def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
     low = v_min if v_min is not None else u1 - 4 * d
     if starts is None:
         starts = (u2 - 0.1 * d, u2 + 0.1 * d, (u1 + low) / 2)
-    lo = (min(dynamics.throw_point(a, u1), low) if discretization == "euler" else low) - 0.25
-    grid = np.linspace(lo, v_th + 0.25, 400)
-    fig = Figure(figsize=(6, 5))
+    # From just below the floor (or the lowest start) to just above threshold: the orbits fill
+    # the picture instead of a corner of it.
+    lo = min(low, *starts) - 0.25 * d
+    grid = np.linspace(lo, v_th + 0.25 * d, 400)
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.add_subplot()
     with np.errstate(invalid="ignore"):
         ax.plot(grid, dynamics.model_map(p, grid), label="f(U)", color="C0")
@@ -55,12 +57,17 @@ def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
         for u, h, nxt in zip(orbit.u[:-1], orbit.h[:-1], orbit.u[1:]):
             xs += [u, nxt]
             ys += [h, nxt]
-        ax.plot(xs, ys, lw=0.9, color=f"C{4 + i}", label=f"orbit from {u0:g}")
+        # thick, marked and drawn over the map, so that steps along f(U) stay visible
+        ax.plot(xs, ys, lw=2.0, color=f"C{i + 1}", marker="o", ms=3, alpha=0.85, zorder=4,
+                label=f"orbit from U = {u0:g}")
     for fp in dynamics.model_fixed_points(p):
         ax.plot(fp.u, fp.u, "o", color="k" if fp.stable else "w", mec="k", zorder=5)
-    ax.set(xlabel="U[t-1]", ylabel="H[t]",
-           title=f"QIF ({discretization}) null-input map a={a:g}, u1={u1:g}, u2={u2:g}")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set(xlabel=f"membrane potential U[t-1] (model units, v_th = {v_th:g})",
+           ylabel="charged potential H[t] (model units)",
+           title=f"QIF ({discretization}) null-input map a={a:g}, u1={u1:g}, u2={u2:g}; "
+                 f"dots: fixed points (filled: stable)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return fig
 
 
@@ -78,8 +85,10 @@ def fi_figure(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1
     ax.plot(I, fi_curve(default_lif(v_th), I, steps), label="LIF (tau=2)", color="C4")
     ax.axvline(dynamics.rheobase(a, u1, u2), color="0.4", ls=":", lw=0.8,
                label="QIF rheobase (Euler)")
-    ax.set(xlabel="constant input I", ylabel="spikes per step", title="f-I curve")
-    ax.legend(fontsize=8)
+    ax.set(xlabel=f"constant input I per step (model units, v_th = {v_th:g})",
+           ylabel="firing rate (spikes per step)",
+           title=f"f-I curve over {steps} steps (QIF a={a:g}, u1={u1:g}, u2={u2:g})")
+    ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
@@ -93,7 +102,8 @@ def bifurcation_figure(u1: float = 0.0, u2: float = 0.5, ad_max: float = 3.0,
         ax.plot(np.full(ys.shape, x), ys, ",", color="k")
     ax.axvline(1.0, color="C1", ls=":", lw=0.8, label="a*d = 1: leak turns oscillatory")
     ax.axvline(2.0, color="C3", ls="--", lw=0.8, label="a*d = 2: period doubling (limit)")
-    ax.set(xlabel="a*(u2 - u1)", ylabel="long-run U (null input)", title="QIF bifurcation diagram")
+    ax.set(xlabel="a*(u2 - u1) (dimensionless)", ylabel="long-run U, null input (units of u1, u2)",
+           title=f"QIF bifurcation diagram (u1={u1:g}, u2={u2:g}; no threshold)")
     ax.legend(fontsize=7, loc="lower left")
     return fig
 
@@ -115,7 +125,8 @@ def mismatch_figure(result) -> Figure:
                 label=f"{rule} (w={result.widths[rule]:.3g}, offset={result.offsets[rule]:.3g})")
     ax.set_xscale("log")
     s = result.setup
-    ax.set(xlabel="window width w", ylabel="cosine to smoothed-loss gradient",
+    ax.set(xlabel="window width w (model units, log scale)",
+           ylabel="cosine to smoothed-loss gradient (1: same direction)",
            title=f"gradient mismatch: T={s.T}, sigma={s.sigma:g}, batch={s.batch}")
     ax.legend(fontsize=7)
     return fig

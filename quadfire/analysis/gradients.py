@@ -76,21 +76,31 @@ def growth_figure(curves: dict[str, dict[int, float]], title: str):
     import math
 
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig = Figure(figsize=(6.5, 4.2))
+    from .study_plots import MARKERS
+
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
     finite = [v for c in curves.values() for v in c.values() if math.isfinite(v) and v > 0]
     top = max(finite) * 10 if finite else 1.0
     for i, (label, c) in enumerate(curves.items()):
         Ts = sorted(c)
+        # Curves can coincide (PLIF starts as the LIF it learns from): hollow markers of
+        # distinct shape and shrinking size keep each one visible on top of the others.
         ax.plot(Ts, [c[T] if math.isfinite(c[T]) else float("nan") for T in Ts],
-                marker="o", ms=3, ls="--" if "detach" in label else "-", color=f"C{i // 2}",
-                label=label)
+                marker=MARKERS[(i // 2) % len(MARKERS)], ms=max(3, 9 - 0.5 * i), mfc="none",
+                ls="--" if "detach" in label else "-", color=f"C{i // 2}", label=label)
         over = [T for T in Ts if not math.isfinite(c[T])]
         if over:
             ax.plot(over, [top] * len(over), "x", color=f"C{i // 2}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="time steps T", ylabel="||d loss / d input|| (x: overflow to inf)", title=title)
-    ax.legend(fontsize=7, ncol=2)
+    Ts = sorted({T for c in curves.values() for T in c})
+    ax.set_xticks(Ts)  # the T values measured, as plain integers
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="time steps T (log scale)",
+           ylabel="||d loss / d input||, L2 (log scale; x: overflow to inf)", title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return fig

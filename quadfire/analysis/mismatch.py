@@ -1,6 +1,6 @@
 """Gradient mismatch of surrogate windows (method in docs/surrogate-window.md).
 
-Setup, for one layer of N independent QIF neurons over T steps:
+Setup, for one layer of N independent QIF neurons over T steps::
 
     X[t, n, b] = m[t, n] + s * eps[t, n, b],   eps ~ N(0, 1),   m ~ N(0, (rho sigma)^2),
     s = sigma sqrt(1 - rho^2)
@@ -11,8 +11,10 @@ linear readout of the spikes, l = sum_{t,n} c[t, n] S[t, n], c ~ N(0, 1) (the gr
 layer above sends back). Two gradients with respect to m [T, N] are compared:
 
 - true: grad_m E_eps[l], the gradient of the noise-smoothed expected loss, estimated with the
-  antithetic score-function (Stein) estimator over K pairs (+eps, -eps):
+  antithetic score-function (Stein) estimator over K pairs (+eps, -eps)::
+
       g[t, n] = mean_k (l_n(m + s eps_k) - l_n(m - s eps_k)) eps_k[t, n] / (2 s),
+
   where l_n = sum_t c[t, n] S[t, n] is neuron n's share (neurons are independent, so the
   other neurons' terms only add variance);
 - surrogate: the BPTT gradient of the batch loss (1/B) sum_b l(X[:, :, b]) through the

@@ -19,6 +19,7 @@ from torch import nn
 from ..layers import TimeFold
 from ..neurons import MultiStepNeuron
 from . import energy
+from .names import layer_labels
 from ..errors import DataError, InputError, ParameterError
 
 HIST_BINS = 140
@@ -26,7 +27,7 @@ HIST_SPAN = (-4.0, 3.0)  # histogram range of H - v_th
 
 
 def inside_window(h: torch.Tensor, p) -> torch.Tensor:
-    """Boolean mask of H values within the surrogate band |H - v_th - offset| < width / 2.
+    """Boolean mask of H values within the surrogate band ``abs(H - v_th - offset) < width / 2``.
 
     width = 1/peak for every shape (`quadfire.functional.surrogate`), so this is where the
     window carries most of its gradient; per-channel windows broadcast against one step."""
@@ -213,6 +214,9 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
                          + (f"; modules it cannot account for: {', '.join(unknown)}"
                             if unknown else ""))
     result = summarize(neurons, synapses, samples, batches, T)
+    labels = layer_labels(model)
+    for name, layer in result["layers"].items():  # for figures: "conv1 (body.1)"
+        layer["label"] = labels.get(name, name)
     result["unaccounted"] = unknown
     if labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
         result["accuracy"], result["loss"] = 100 * correct / labelled, loss / labelled

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import DataNotFoundError, InputError
 from .monitor import observed_neurons
+from .names import layer_labels
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class LayerRecord:
     h: np.ndarray
     v_th: float
     kind: str
+    label: str = ""  # readable name, "conv1 (body.1)" (`quadfire.analysis.names`)
 
 
 @torch.no_grad()
@@ -32,6 +34,7 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
     """Run `model` (eval mode) on the batch `x` and keep sample `sample` of every spiking layer,
     in execution order."""
     names = {m: n for n, m in model.named_modules()}
+    labels = layer_labels(model)
     out: dict[str, LayerRecord] = {}
 
     def keep(module, x, res):
@@ -43,7 +46,7 @@ def record(model: nn.Module, x: torch.Tensor, sample: int = 0) -> dict[str, Laye
             res.spikes[:, sample].flatten(1).double().cpu().numpy(),
             res.trace[:, sample].flatten(1).double().cpu().numpy(),
             float(v_th.mean()) if isinstance(v_th, torch.Tensor) else float(v_th),
-            type(module).__name__)
+            type(module).__name__, labels.get(names[module], names[module]))
 
     was_training = model.training
     try:
@@ -78,12 +81,13 @@ def raster(records: dict[str, LayerRecord], layers=None, max_neurons: int = 64) 
         ax.scatter(t + 1, n, marker="|", s=40, color="k")
         ax.set_xlim(0.5, s.shape[0] + 0.5)
         ax.set_ylim(-1, s.shape[1])
-        ax.set_ylabel("neuron")
+        ax.set_ylabel("neuron index")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         shown = (f"neurons 0-{s.shape[1] - 1} of {rec.spikes.shape[1]} shown"
                  if s.shape[1] < rec.spikes.shape[1] else f"all {s.shape[1]} neurons")
         # the rate is the whole layer's, not only the neurons drawn
-        ax.set_title(f"{name} ({rec.kind}): {shown}; layer firing rate {rec.spikes.mean():.3f}",
+        ax.set_title(f"{rec.label or name}: {rec.kind}, {shown}; "
+                     f"layer firing rate {rec.spikes.mean():.3f} spikes per neuron per step",
                      fontsize=9)
     axes[-1].set_xlabel("time step")
     fig.tight_layout()
@@ -105,8 +109,8 @@ def traces(records: dict[str, LayerRecord], layer: str, neurons=(0, 1, 2)) -> Fi
         ax.plot(t[fired], rec.h[fired, i], "*", ms=10, color=f"C{j}")
     ax.axhline(rec.v_th, color="C3", ls="--", lw=0.8, label="v_th")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="time step", ylabel="charged potential H",
-           title=f"{layer} ({rec.kind}); * = spike")
+    ax.set(xlabel="time step", ylabel="charged potential H (same units as v_th)",
+           title=f"{rec.label or layer}: {rec.kind}; * = spike")
     ax.legend(fontsize=8)
     return fig
 
@@ -132,6 +136,16 @@ def read_metrics(run_dir: str | Path) -> dict[str, np.ndarray]:
     return cols
 
 
+def whole_ticks(ax, first: int, last: int) -> None:
+    """x from `first` to `last` in whole numbers only (epochs): every one of them up to 12,
+    MaxNLocator's integer choice beyond (it falls back to fractions below two ticks)."""
+    ax.set_xlim(first - 0.5, last + 0.5)
+    if last - first < 12:
+        ax.set_xticks(range(first, last + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def curves(run_dir: str | Path) -> Figure:
     """Loss, accuracy and other numeric columns of metrics.csv against epoch."""
     cols = read_metrics(run_dir)
@@ -152,8 +166,7 @@ def curves(run_dir: str | Path) -> Figure:
             ax.plot(epoch, cols[k], marker="o", ms=3, label=label_k)
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
-        ax.set_xlim(epoch.min() - 0.5, epoch.max() + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        whole_ticks(ax, int(epoch.min()), int(epoch.max()))
     axes[-1].set_xlabel("epoch")
     axes[0].set_title(f"training curves: {Path(run_dir).name}", fontsize=9)
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """NIR graphs -> runnable modules: through nirtorch (any graph) or into quadfire (chains)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -22,6 +23,28 @@ def _read(graph) -> nir.NIRGraph:
     if not isinstance(graph, nir.NIRGraph):
         raise InputTypeError(f"expected a nir.NIRGraph or a path to a .nir file, "
                              f"got {type(graph).__name__}")
+    return _numpy_fields(graph)
+
+
+def _numpy_fields(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """NIR's fields are numpy arrays, but Rockpool's and Sinabs' exporters leave torch tensors
+    in some (Linear weights, thresholds): a copy of the graph with those as numpy arrays."""
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            node = _numpy_fields(node)
+        elif dataclasses.is_dataclass(node):
+            tensors = [f.name for f in dataclasses.fields(node)
+                       if isinstance(getattr(node, f.name, None), torch.Tensor)]
+            if tensors:  # a shallow copy: the peer's graph stays as it was
+                node = copy.copy(node)
+                for field in tensors:
+                    setattr(node, field, getattr(node, field).detach().cpu().numpy())
+        nodes[name] = node
+    if all(nodes[k] is graph.nodes[k] for k in nodes):
+        return graph
+    graph = copy.copy(graph)  # not dataclasses.replace: that would re-run NIR's type checks
+    graph.nodes = nodes
     return graph
 
 

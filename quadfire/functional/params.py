@@ -102,7 +102,7 @@ class QIFParams(_QIFFamily):
 @dataclass(frozen=True)
 class QIFExactParams(_QIFFamily):
     """QIF with the exact null-input flow over one step, then the input kick (docs/neuron.md,
-    "Exact-flow QIF"). With d = u2 - u1, x = U[t-1] - u1, E = exp(a d), c = (1 - E)/d:
+    "Exact-flow QIF"). With d = u2 - u1, x = U[t-1] - u1, E = exp(a d), c = (1 - E)/d::
 
         H[t] = u1 + x / (E + c x) + X[t]      where E + c x > 0
         H[t] = +inf                            where E + c x <= 0 (the flow blows up within

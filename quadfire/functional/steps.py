@@ -1,7 +1,7 @@
 """Fire and reset, shared by every neuron model, and the step functions over one time step.
 
 Each model's charge H[t] = charge(X[t], U[t-1]) is written once, in its parameter class
-(`quadfire.functional.params`: QIF in three discretizations, LIF/PLIF/IF). Then, per element:
+(`quadfire.functional.params`: QIF in three discretizations, LIF/PLIF/IF). Then, per element::
 
     S[t] = Heaviside(H[t] - v_th)          (fires at H >= v_th)  fire
     U[t] = H[t] (1 - S[t]) + v_reset S[t]                        hard reset

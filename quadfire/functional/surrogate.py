@@ -2,14 +2,14 @@
 
 A window is a shape, a width w and an offset o. With z = (H - v_th) - o it replaces dS/dH by
 g(z) = (1/w) phi(z/w), where phi has unit area and peak 1, so **the width is 1/peak** for every
-shape and every window integrates to 1 (a spike is worth one unit of potential).
+shape and every window integrates to 1 (a spike is worth one unit of potential). The shapes::
 
-| shape      | g(z)                                        | primitive G(z) (g = G')              |
-|------------|---------------------------------------------|--------------------------------------|
-| rect       | 1/w on abs(z) < w/2                         | clamp(z/w + 1/2, 0, 1)               |
-| triangle   | max(0, 1/w - abs(z)/w^2)  (support 2w)      | piecewise quadratic, 0 -> 1          |
-| sigmoid    | k s (1 - s), s = sigmoid(k z), k = 4/w      | sigmoid(k z)                         |
-| atan       | (1/w) / (1 + (pi z / w)^2)                  | atan(pi z / w)/pi + 1/2              |
+    | shape    | g(z)                                      | primitive G(z) (g = G')          |
+    |----------|-------------------------------------------|----------------------------------|
+    | rect     | 1/w on abs(z) < w/2                       | clamp(z/w + 1/2, 0, 1)           |
+    | triangle | max(0, 1/w - abs(z)/w^2)  (support 2w)    | piecewise quadratic, 0 -> 1      |
+    | sigmoid  | k s (1 - s), s = sigmoid(k z), k = 4/w    | sigmoid(k z)                     |
+    | atan     | (1/w) / (1 + (pi z / w)^2)                | atan(pi z / w)/pi + 1/2          |
 
 The triangle of width 1 is the TET/tdBN baseline (`(gamma - abs(x))/gamma^2`, gamma = 1).
 """

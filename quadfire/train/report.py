@@ -36,6 +36,7 @@ def build_report(run, test: dict, best: float, *, stopped: bool, stop_signal, ep
         m = measure(run.model, run.test_loader, max_batches=batches, device=run.dist.device)
         report["firing_rate"] = m["firing_rate"]
         report["layer_firing_rates"] = {k: v["firing_rate"] for k, v in m["layers"].items()}
+        report["layer_labels"] = {k: v["label"] for k, v in m["layers"].items()}
         report["energy_pj"] = m["energy_pj"]
         report["measure"] = m
     report["settings"] = to_dict(cfg)

@@ -134,6 +134,7 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
               "test_loss": m["loss"], "samples": m["samples"],
               "paper_accuracy": cfg.paper_accuracy, "firing_rate": m["firing_rate"],
               "layer_firing_rates": {k: v["firing_rate"] for k, v in m["layers"].items()},
+              "layer_labels": {k: v["label"] for k, v in m["layers"].items()},
               "energy_pj": m["energy_pj"], "ops": m["ops"], "measure": m}
     paper = f" (paper: {cfg.paper_accuracy:.2f}%)" if cfg.paper_accuracy is not None else ""
     print(f"{cfg.run_id} after {run.state['epoch']} epochs: test accuracy {m['accuracy']:.2f}% "

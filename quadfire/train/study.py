@@ -62,6 +62,7 @@ class RunResult:
     layer_rates: dict[str, float] = field(default_factory=dict)
     paper_accuracy: float | None = None
     neuron_kwargs: dict = field(default_factory=dict)
+    layer_labels: dict[str, str] = field(default_factory=dict)  # "conv1 (body.1)"
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _result(variant: str, seed: int, cfg: TrainConfig, report: dict, reused: boo
         float((report.get("energy_pj") or {}).get("total", math.nan)) / 1e6,
         float(report.get("wall_s", math.nan)), reused, curve,
         dict(report.get("layer_firing_rates") or {}), report.get("paper_accuracy"),
-        dict(cfg.neuron_kwargs))
+        dict(cfg.neuron_kwargs), dict(report.get("layer_labels") or {}))
 
 
 def _clock(seconds: float) -> str:
@@ -348,9 +349,11 @@ def write_outputs(study: StudyResult) -> dict[str, Path]:
     write_json(folder / "study.json", data)
     curves = {v: [r.curve for r in study.of(v)] for v in study.variants if study.of(v)}
     rates = {v: [r.layer_rates for r in study.of(v)] for v in study.variants if study.of(v)}
+    labels = {k: v for r in study.runs for k, v in r.layer_labels.items()}
     paths = {"json": folder / "study.json",
              "accuracy": save(accuracy_figure(curves, study.setting), folder / "accuracy.png"),
-             "rates": save(layer_rate_figure(rates, study.setting), folder / "firing_rates.png")}
+             "rates": save(layer_rate_figure(rates, study.setting, labels),
+                           folder / "firing_rates.png")}
     neurons = "".join(f"- `{r['variant']}`: {r['neuron']} {r['neuron_kwargs']}\n"
                       for r in data["summary"])
     left_out = (f"\nNot finished, left out: {', '.join(study.missing)}.\n" if study.missing
