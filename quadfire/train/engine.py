@@ -360,7 +360,7 @@ def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
 
 def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
         overwrite: bool = False, scratch: bool = False) -> dict:
-    """Train `cfg` (resuming from checkpoint `resume` if given); returns the report dict.
+    """Train `cfg` (resuming from checkpoint `resume` if given); returns its `RunReport`.
 
     The run directory is claimed first (`rundir.claim`): locked against a second run, and an
     existing run in it is replaced only with `overwrite` (or when it was a scratch run).
