@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from quadfire.errors import RunDirError
-from quadfire.train.report import RunReport, read_report, record_eval, summary_line
+from quadfire.train.report import (DERIVED, FIELDS, KEY_ORDER, RunReport, read_report,
+                                   record_eval, summary_line)
 
 PUBLISHED = sorted((Path(__file__).parents[1] / "docs" / "results").rglob("report.json"))
 
@@ -21,6 +22,10 @@ def test_every_published_report_loads_and_writes_back_the_same_object():
         written = report.to_json()
         assert list(written) == list(obj) and written == obj, path
         assert report.accuracy_minus_paper == obj["accuracy_minus_paper"]
+
+
+def test_every_field_is_written():
+    assert sorted(KEY_ORDER) == sorted(FIELDS + list(DERIVED))
 
 
 def _report(**kw):
