@@ -40,7 +40,7 @@ from . import checkpoint, distributed, losses, rundir
 from .config import TrainConfig, check_resume
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
-from .report import write_report
+from .report import RunReport, write_report
 from .typed_yaml import save_yaml
 from .stop import StopRequest
 
@@ -359,7 +359,7 @@ def restore(run: Run, state: dict, source: str = "the checkpoint") -> None:
 
 
 def fit(cfg: TrainConfig, resume: str | Path | None = None, smoke: bool = False,
-        overwrite: bool = False, scratch: bool = False) -> dict:
+        overwrite: bool = False, scratch: bool = False) -> RunReport:
     """Train `cfg` (resuming from checkpoint `resume` if given); returns its `RunReport`.
 
     The run directory is claimed first (`rundir.claim`): locked against a second run, and an
@@ -403,7 +403,7 @@ def _claimed(cfg: TrainConfig, info: distributed.DistInfo, resume, overwrite: bo
 
 
 def _fit(cfg: TrainConfig, info: distributed.DistInfo, resume, state: dict | None,
-         smoke: bool, scratch: bool, replaces: bool = False) -> dict:
+         smoke: bool, scratch: bool, replaces: bool = False) -> RunReport:
     t0 = time.time()
     run = build(cfg, info, smoke)
     run.t0 = t0 - float(state.get("wall_s", 0.0) if state is not None else 0.0)
