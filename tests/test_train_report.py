@@ -1,5 +1,6 @@
-"""report.json: one typed record (`RunReport`) that every reader goes through, and the
-reports published under docs/results load and are written back byte for byte the same keys."""
+"""report.json: one typed record (`RunReport`) that every reader goes through; the reports
+published under docs/results load, and written back they are the same JSON object, key order
+included."""
 import json
 import math
 from pathlib import Path
