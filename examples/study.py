@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from quadfire.train.study import format_table, run_study
+from quadfire.analysis.study import format_table
+from quadfire.train.study import run_study
 
 
 def main(argv: list[str] | None = None):

@@ -138,3 +138,16 @@ def test_conv_sops_match_brute_force(k, stride, pad, dil, groups, size, seed):
     conv = nn.Conv2d(4, 6, k, stride, pad, dil, groups)
     expected = _brute_force_sops(mask, 6, k, stride, pad, dil, groups)
     assert energy.synaptic_ops(conv, mask) == expected
+
+
+def test_measure_takes_the_accuracy_and_loss_it_is_given():
+    """A training run's report passes its final evaluation: measured again, the figures of
+    the labelled batches would differ from it (here: one batch of the two)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(TimeFold(nn.Linear(4, 3)), IF(v_th=0.5))
+    batches = [(torch.randn(2, 5, 4), torch.randint(0, 3, (5,))) for _ in range(2)]
+    own = measure(net, batches, max_batches=1)
+    assert 0 <= own["accuracy"] <= 100 and own["loss"] > 0
+    given_ = measure(net, batches, max_batches=1, metrics={"accuracy": 12.5, "loss": 0.75})
+    assert (given_["accuracy"], given_["loss"]) == (12.5, 0.75)
+    assert given_["layers"] == own["layers"] and given_["ops"] == own["ops"]

@@ -6,6 +6,7 @@ import pytest
 
 from quadfire.analysis import dynamics
 from quadfire.analysis.single_neuron import bifurcation, fi_curve, null_orbit, summary
+from quadfire.functional import QIFParams
 from quadfire.neurons import IF, LIF, QIF
 
 
@@ -50,7 +51,7 @@ def test_null_orbit_respects_the_floor():
 
 def test_bifurcation_rest_then_period_two():
     u1, u2 = 0.0, 0.5
-    out = bifurcation([0.3, 1.0, 1.7, 2.2], u1, u2)
+    out = bifurcation([0.3, 1.0, 1.7, 2.2], QIFParams(u1=u1, u2=u2))
     for values in out[:3]:
         np.testing.assert_allclose(values, [u1], atol=1e-8)
     # Period-2 points of v <- b v + a v^2 (v = u - u1, b = 1 - a d) solve
@@ -68,24 +69,25 @@ def test_bifurcation_rejects_escaping_range():
 
 
 def test_summary_closed_forms():
-    s = summary(0.25, 0.0, 0.5, 1.0)
+    s = summary(QIF(0.25, 0.0, 0.5, 1.0).params())
     assert [fp["u"] for fp in s["fixed_points"]] == [0.0, 0.5]
     assert [fp["stable"] for fp in s["fixed_points"]] == [True, False]
     assert s["rheobase"] == pytest.approx(0.25 * 0.25 / 4)
     assert s["vertex"] == pytest.approx(-1.75) and s["v_min"] == pytest.approx(-1.75)
     assert s["rest"] == "monotone"
     with pytest.raises(ValueError, match="u2 < v_th"):
-        summary(0.25, 0.0, 1.5, 1.0)
+        summary(QIFParams(0.25, 0.0, 1.5, 1.0))
 
 
 def test_a_step_cap_is_reported_as_more_than_not_never():
     """With a = 1e-9 the passage past the rheobase takes ~1e10 steps: beyond the cap the
     answer is "more than N", while below the rheobase "never" is proven."""
-    s = summary(a=1e-9, max_steps=300)
+    s = summary(QIF(a=1e-9).params(), max_steps=300)
     assert list(s["steps_to_threshold"].values()) == ["never"] + ["more than 300"] * 3
-    steps = dynamics.steps_to_threshold([0.0, 1.0], a=1e-9, max_steps=50)
+    steps = dynamics.steps_to_threshold([0.0, 1.0], QIF(a=1e-9).params(), max_steps=50)
     assert np.isinf(steps[0]) and steps[1] == 1
-    assert np.isnan(dynamics.steps_to_threshold([2e-10], a=1e-9, max_steps=50)[0])
+    assert np.isnan(dynamics.steps_to_threshold([2e-10], QIF(a=1e-9).params(),
+                                                max_steps=50)[0])
     assert dynamics.format_steps(np.nan, 50) == "more than 50"
     assert summary()["steps_to_threshold"] == {"0.0078125": "never", "0.0171875": 140,
                                                "0.03125": 34, "0.0625": 15}

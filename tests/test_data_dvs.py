@@ -158,7 +158,7 @@ def test_split_is_stratified_reproducible_and_loads(tmp_path):
     assert again.recordings == train.recordings and other.recordings != train.recordings
     # One worker process: the dataset pickles and the worker writes the frame cache.
     train_loader, test_loader, info = build_loaders(DataConfig(**{**vars(cfg), "workers": 1}), 4)
-    assert (info.frames, info.in_channels, info.image_size) == (4, 2, 48)
+    assert (info.frames, tuple(info.step_shape)) == (4, (2, 48, 48))
     x, y = next(iter(test_loader))
     assert x.shape == (4, 10, 2, 48, 48) and x.dtype == torch.float32
     np.testing.assert_allclose(x.sum(dim=(0, 2, 3, 4)).numpy(), 60.0, rtol=1e-5)

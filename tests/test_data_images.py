@@ -155,7 +155,7 @@ def test_imagenet_tree_loads_to_224(tmp_path):
     make_imagenet(tmp_path)
     train_loader, test_loader, info = build_loaders(
         DataConfig(dataset="imagenet", root=str(tmp_path), batch_size=4, eval_batch_size=6))
-    assert info.num_classes == 3 and info.image_size == 224 and info.in_channels == 3
+    assert info.num_classes == 3 and tuple(info.step_shape) == (3, 224, 224)
     x, y = next(iter(train_loader))
     assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32
     x, y = next(iter(test_loader))

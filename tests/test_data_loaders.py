@@ -16,7 +16,7 @@ from quadfire.errors import DataError
 
 def test_digits_loaders_shapes_and_info():
     train, test, info = build_loaders(DataConfig(batch_size=32, eval_batch_size=100))
-    assert (info.num_classes, info.in_channels, info.image_size, info.frames) == (10, 1, 8, None)
+    assert (info.num_classes, tuple(info.step_shape), info.frames) == (10, (1, 8, 8), None)
     x, y = next(iter(train))
     assert x.shape == (32, 1, 8, 8) and y.shape == (32,) and y.dtype == torch.int64
     assert sum(len(b[1]) for b in test) == len(test.dataset)

@@ -241,7 +241,7 @@ def test_rows_are_time_major_through_the_loaders(tmp_path):
     cfg = DataConfig(dataset="fashion-mnist-rows", root=str(tmp_path), batch_size=3,
                      eval_batch_size=4)
     train, test, info = build_loaders(cfg)
-    assert (info.frames, info.in_channels, info.image_size) == (28, 28, None)
+    assert (info.frames, tuple(info.step_shape)) == (28, (28,))
     assert info.step_shape == (28,)
     x, y = next(iter(test))
     assert x.shape == (28, 4, 28) and y.shape == (4,) and y.dtype == torch.int64
@@ -258,5 +258,5 @@ def test_images_through_the_loaders(tmp_path):
     make_files(tmp_path / "MNIST" / "raw")
     train, test, info = build_loaders(DataConfig(dataset="mnist", root=str(tmp_path),
                                                  batch_size=4))
-    assert (info.num_classes, info.in_channels, info.image_size, info.frames) == (10, 1, 28, None)
+    assert (info.num_classes, tuple(info.step_shape), info.frames) == (10, (1, 28, 28), None)
     assert next(iter(train))[0].shape == (4, 1, 28, 28)

@@ -195,7 +195,7 @@ def test_nmnist_frames_equal_our_binning_of_its_events(nmnist):
     root, events = nmnist
     cfg = DataConfig(dataset="tonic:NMNIST", root=str(root), eval_batch_size=10)
     _, test_loader, info = build_loaders(cfg, 4)
-    assert info.step_shape == (2, 34, 34) and info.image_size == 34
+    assert info.step_shape == (2, 34, 34)
     x, y = next(iter(test_loader))
     assert x.shape == (4, 10, 2, 34, 34) and y.tolist() == list(range(10))
     for digit in range(10):

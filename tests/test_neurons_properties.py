@@ -2,11 +2,13 @@
 discretization (Euler, exact flow, hybrid)."""
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quadfire.analysis.dynamics import rheobase
+from quadfire.functional import QIFParams
 from quadfire.neurons import QIF
 
 
@@ -50,7 +52,8 @@ def test_null_input_critical_point_repels(p, eps):
 def test_below_rheobase_never_fires(p, frac):
     i_star = QIF(**p).params().rheobase()
     if p["discretization"] == "euler":
-        assert i_star == rheobase(p["a"], p["u1"], p["u2"])
+        assert i_star == rheobase(QIFParams(p["a"], p["u1"], p["u2"]))
+        assert i_star == pytest.approx(p["a"] * (p["u2"] - p["u1"]) ** 2 / 4)
     x = torch.full((1000, 1), frac * i_star, dtype=torch.float64)
     assert simulate(p, x).spikes.sum() == 0
 

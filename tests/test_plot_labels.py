@@ -109,8 +109,9 @@ def test_firing_rate_bars_use_readable_names_and_keep_the_legend_off_the_bars():
 
 def test_single_neuron_figures_show_every_point():
     from quadfire.analysis.figures import bifurcation_figure, cobweb, fi_figure
+    from quadfire.neurons import QIF
 
-    for fig in (cobweb(), cobweb(discretization="exact"), fi_figure(steps=50),
+    for fig in (cobweb(), cobweb(QIF(discretization="exact").params()), fi_figure(steps=50),
                 bifurcation_figure(points=30)):
         _assert_readable(fig)
     orbits = [line for line in cobweb().axes[0].get_lines() if "orbit" in line.get_label()]

@@ -45,8 +45,8 @@ def uninterrupted(tmp_path_factory):
 
 def test_training_learns_and_writes_the_run_directory(uninterrupted):
     cfg, report = uninterrupted
-    assert report["accuracy"] > 50 and not report["interrupted"]  # chance: 10%
-    assert report["epochs_completed"] == 2 and report["replicas_identical"]
+    assert report.accuracy > 50 and not report.interrupted  # chance: 10%
+    assert report.epochs_completed == 2 and report.replicas_identical
     run_dir = cfg.run_dir
     assert {"config.yaml", "metrics.csv", "report.json", "last.pt", "tb"} <= {
         p.name for p in run_dir.iterdir()}
@@ -54,7 +54,7 @@ def test_training_learns_and_writes_the_run_directory(uninterrupted):
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert rows[0] == "epoch,lr,train_loss,train_acc,test_loss,test_acc" and len(rows) == 3
     saved = json.loads((run_dir / "report.json").read_text())
-    assert saved["accuracy"] == pytest.approx(report["accuracy"])
+    assert saved["accuracy"] == pytest.approx(report.accuracy)
     assert "paper_accuracy" in saved and saved["settings"]["data"]["dataset"] == "digits"
     rates = saved["layer_firing_rates"]
     assert len(rates) == 3 and all(0 < r < 1 for r in rates.values())
@@ -73,26 +73,26 @@ def test_sigterm_then_resume_matches_uninterrupted(tmp_path, monkeypatch, uninte
             criterion = signal_once_on_call(engine.loss_fn(cfg), 16)
             m.setattr(engine, "loss_fn", lambda c: criterion)
         stopped = engine.fit(cfg)
-    assert stopped["interrupted"] and stopped["signal"] == signal.SIGTERM
+    assert stopped.interrupted and stopped.signal == signal.SIGTERM
     state = checkpoint.load(cfg.run_dir / "last.pt")
     assert (state["epoch"], state["step"]) == ((1, 0) if where == "epoch-boundary" else (1, 4))
-    assert stopped["replica_digests"] != full["replica_digests"]
+    assert stopped.replica_digests != full.replica_digests
     resumed = engine.fit(cfg, resume=cfg.run_dir / "last.pt")
-    assert not resumed["interrupted"] and resumed["epochs_completed"] == 2
-    assert resumed["replica_digests"] == full["replica_digests"]  # bit-identical weights
+    assert not resumed.interrupted and resumed.epochs_completed == 2
+    assert resumed.replica_digests == full.replica_digests  # bit-identical weights
     # wall time adds up over the interruption: the part before the stop is carried over
-    assert 0 < state["wall_s"] <= stopped["wall_s"] < resumed["wall_s"]
-    assert resumed["accuracy"] == full["accuracy"]
-    assert resumed["best_accuracy"] == full["best_accuracy"]
+    assert 0 < state["wall_s"] <= stopped.wall_s < resumed.wall_s
+    assert resumed.accuracy == full.accuracy
+    assert resumed.best_accuracy == full.best_accuracy
     # every row as an uninterrupted run wrote it: the interrupted epoch's lr is its first
     # step's, and its loss and accuracy count the steps trained before the stop too
     full_cfg = uninterrupted[0]
     assert (cfg.run_dir / "metrics.csv").read_text() == \
         (full_cfg.run_dir / "metrics.csv").read_text()
     again = engine.fit(cfg, resume=cfg.run_dir / "last.pt")  # already finished: evaluate only
-    assert again["accuracy"] == full["accuracy"] and again["epochs_completed"] == 2
+    assert again.accuracy == full.accuracy and again.epochs_completed == 2
     # the best accuracy is the run's, not only that of the epochs trained since the resume
-    assert again["best_accuracy"] == full["best_accuracy"] > 0
+    assert again.best_accuracy == full.best_accuracy > 0
 
 
 def test_corrupt_checkpoint_refuses_to_resume_and_is_kept(tmp_path):
@@ -210,7 +210,7 @@ def test_nonfinite_skip_leaves_weights_and_bn_statistics_untouched(tmp_path, mon
                                                                    capsys):
     cfg = spoilt_run(tmp_path, monkeypatch, "skip", 3, "inf", 0, "nonfinite=skip")
     report = engine.fit(cfg)
-    assert report["skipped_steps"] == 1 and not report["interrupted"]
+    assert report.skipped_steps == 1 and not report.interrupted
     assert "epoch 1, step 2 of 2: skipped" in capsys.readouterr().err
     assert finite_state(cfg.run_dir / "last.pt")
 
@@ -252,8 +252,8 @@ def test_exact_resume_with_augmentation_and_dropout(tmp_path, monkeypatch):
         m.setattr(engine, "loss_fn", lambda c: criterion)
         stopped = engine.fit(stopped_cfg)
     state = checkpoint.load(stopped_cfg.run_dir / "last.pt")
-    assert stopped["interrupted"] and (state["epoch"], state["step"]) == (1, 3)
+    assert stopped.interrupted and (state["epoch"], state["step"]) == (1, 3)
     resumed = engine.fit(stopped_cfg, resume=stopped_cfg.run_dir / "last.pt")
-    assert resumed["replica_digests"] == full["replica_digests"]
+    assert resumed.replica_digests == full.replica_digests
     assert (stopped_cfg.run_dir / "metrics.csv").read_text() == \
         (tmp_path / "full" / "metrics.csv").read_text()

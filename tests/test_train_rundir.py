@@ -12,13 +12,14 @@ import pytest
 from quadfire.cli import main
 from quadfire.errors import RunDirError
 from quadfire.train import engine, rundir
+from quadfire.train.report import RunReport
 
 
 def finished_report(run_dir, scratch=False, interrupted=False, done=3, epochs=3):
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "report.json").write_text(json.dumps(
-        {"epochs_completed": done, "epochs": epochs, "interrupted": interrupted,
-         "scratch": scratch}))
+        {"accuracy": 90.0, "epochs_completed": done, "epochs": epochs,
+         "interrupted": interrupted, "scratch": scratch, "settings": {"epochs": epochs}}))
     (run_dir / "last.pt").write_bytes(b"weights")
     (run_dir / "metrics.csv").write_text("epoch\n0\n")
 
@@ -88,7 +89,7 @@ def test_scratch_runs_are_replaced_freely(tmp_path):
     assert rundir.check_free(tmp_path / "run") == "replace"
     finished_report(tmp_path / "old", scratch=False)
     (tmp_path / "old" / "report.json").write_text(json.dumps(  # reports before 'scratch'
-        {"epochs_completed": 1, "epochs": 1, "smoke": True}))
+        {"accuracy": 90.0, "epochs_completed": 1, "epochs": 1, "smoke": True, "settings": {}}))
     assert rundir.check_free(tmp_path / "old") == "replace"
 
 
@@ -134,8 +135,8 @@ def test_the_demo_writes_scratch_runs_to_its_own_folder(tmp_path, monkeypatch, c
 
     def fake_fit(cfg, resume=None):
         calls.append((str(cfg.out_dir), cfg.scratch))
-        return {"interrupted": False, "rank": 0, "run": cfg.run_id, "accuracy": 90.0,
-                "firing_rate": 0.2, "paper_accuracy": None}
+        return RunReport(accuracy=90.0, epochs_completed=1, settings={}, run=cfg.run_id,
+                         firing_rate=0.2)
     monkeypatch.setattr(engine, "fit", fake_fit)
     monkeypatch.chdir(tmp_path)
     assert main(["train"]) == 0

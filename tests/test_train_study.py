@@ -9,6 +9,7 @@ from quadfire.cli import main
 from quadfire.errors import ConfigError
 from quadfire.train import checkpoint
 from quadfire.train.config import OVERWRITE
+from quadfire.train.report import RunReport
 from quadfire.train.study import plan, run_study
 from quadfire.train.typed_yaml import to_dict
 from quadfire.train.variants import STUDY, VARIANTS
@@ -54,7 +55,8 @@ def _fake_fit(calls, interrupt_at=None):
         if interrupt_at == cfg.run_name:
             checkpoint.save({"model": {}, "optimizer": {}, "epoch": 0, "rng": {},
                              "config": dataclasses.asdict(cfg)}, cfg.run_dir / "last.pt")
-            return {"interrupted": True, "signal": 15, "rank": 0}
+            return RunReport(accuracy=float("nan"), epochs_completed=0, settings=to_dict(cfg),
+                             interrupted=True, signal=15)
         acc = 50.0 + cfg.seed + (10 if cfg.neuron == "qif" else 0)
         (cfg.run_dir / "metrics.csv").write_text(
             "epoch,test_acc\n" + "".join(f"{e},{acc - 5 + e}\n" for e in range(cfg.epochs)))
@@ -63,7 +65,7 @@ def _fake_fit(calls, interrupt_at=None):
                   "measure": {"ops": {"sops": 3e6}}, "wall_s": 1.0, "settings": to_dict(cfg),
                   "layer_firing_rates": {"body.1": 0.1, "body.3": 0.2}, "paper_accuracy": None}
         (cfg.run_dir / "report.json").write_text(json.dumps(report))
-        return report
+        return RunReport.from_json(report)
     return fit
 
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..functional import QIFParams
 from ..neurons import QIF
 from . import dynamics
-from .single_neuron import bifurcation, default_lif, fi_curve, null_orbit
+from .dynamics import DEFAULTS
+from .single_neuron import (bifurcation, default_lif, discretization_of, fi_curve, null_orbit,
+                            qif_neuron)
 
 
 def save(fig: Figure, path: str | Path) -> Path:
@@ -23,16 +26,17 @@ def save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-           starts=None, steps: int = 25, discretization: str = "euler") -> Figure:
-    """The null-input map H = f(U) of a QIF discretization with the identity line and cobweb
-    orbits from `starts` (default: just below and just above u2, and halfway between rest and
-    the floor, or 4 d below rest where there is no floor).
+def cobweb(p=DEFAULTS, starts=None, steps: int = 25) -> Figure:
+    """The null-input map H = f(U) of the QIF neuron with parameters `p` (any discretization's;
+    `QIF(...).params()`) with the identity line and cobweb orbits from `starts` (default: just
+    below and just above u2, and halfway between rest and the floor, or 4 d below rest where
+    there is no floor).
 
     A spike (H >= v_th) is drawn as a jump back to the reset value; the v_min floor and the
     fixed points (filled: stable) are marked."""
-    neuron = QIF(a, u1, u2, v_th, discretization=discretization)
-    p = neuron.params(1)
+    neuron = qif_neuron(p)
+    discretization = discretization_of(p)
+    a, u1, u2, v_th = p.a, p.u1, p.u2, p.v_th
     v_min = None if p.floor() is None else float(p.floor())
     d = u2 - u1
     low = v_min if v_min is not None else u1 - 4 * d
@@ -71,39 +75,40 @@ def cobweb(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
     return fig
 
 
-def fi_figure(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-              currents=None, steps: int = 1000,
+def fi_figure(p=DEFAULTS, currents=None, steps: int = 1000,
               discretizations=("euler", "exact", "hybrid")) -> Figure:
-    """Firing rate against constant input for each QIF discretization and for the tau = 2
-    LIF baseline."""
+    """Firing rate against constant input for each QIF discretization of the parameters
+    a, u1, u2, v_th of `p` and for the tau = 2 LIF baseline."""
+    v_th = p.v_th
     I = np.linspace(0.0, 1.2 * v_th, 241) if currents is None else np.asarray(currents)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for i, disc in enumerate(discretizations):
-        ax.plot(I, fi_curve(QIF(a, u1, u2, v_th, discretization=disc), I, steps),
+        ax.plot(I, fi_curve(QIF(p.a, p.u1, p.u2, v_th, discretization=disc), I, steps),
                 label=f"QIF ({disc})", color=f"C{i}", ls=("-", "--", ":")[i % 3])
     ax.plot(I, fi_curve(default_lif(v_th), I, steps), label="LIF (tau=2)", color="C4")
-    ax.axvline(dynamics.rheobase(a, u1, u2), color="0.4", ls=":", lw=0.8,
+    ax.axvline(dynamics.rheobase(QIFParams(p.a, p.u1, p.u2, v_th)), color="0.4", ls=":", lw=0.8,
                label="QIF rheobase (Euler)")
     ax.set(xlabel=f"constant input I per step (model units, v_th = {v_th:g})",
            ylabel="firing rate (spikes per step)",
-           title=f"f-I curve over {steps} steps (QIF a={a:g}, u1={u1:g}, u2={u2:g})")
+           title=f"f-I curve over {steps} steps (QIF a={p.a:g}, u1={p.u1:g}, u2={p.u2:g})")
     ax.legend(fontsize=8, loc="upper left")
     return fig
 
 
-def bifurcation_figure(u1: float = 0.0, u2: float = 0.5, ad_max: float = 3.0,
+def bifurcation_figure(p=DEFAULTS, ad_max: float = 3.0,
                        points: int = 600) -> Figure:
-    """Long-run null-input values of U against a*(u2 - u1) (raw map, no threshold)."""
+    """Long-run null-input values of U against a*(u2 - u1) (raw map, no threshold; u1 and u2
+    of `p`, a varied)."""
     ad = np.linspace(ad_max / points, ad_max, points)
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    for x, ys in zip(ad, bifurcation(ad, u1, u2)):
+    for x, ys in zip(ad, bifurcation(ad, p)):
         ax.plot(np.full(ys.shape, x), ys, ",", color="k")
     ax.axvline(1.0, color="C1", ls=":", lw=0.8, label="a*d = 1: leak turns oscillatory")
     ax.axvline(2.0, color="C3", ls="--", lw=0.8, label="a*d = 2: period doubling (limit)")
     ax.set(xlabel="a*(u2 - u1) (dimensionless)", ylabel="long-run U, null input (units of u1, u2)",
-           title=f"QIF bifurcation diagram (u1={u1:g}, u2={u2:g}; no threshold)")
+           title=f"QIF bifurcation diagram (u1={p.u1:g}, u2={p.u2:g}; no threshold)")
     ax.legend(fontsize=7, loc="lower left")
     return fig
 

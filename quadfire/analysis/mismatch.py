@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..functional import QIF_RULES, Window
+from ..functional import QIF_RULES, QIFParams, Window
 from ..neurons import QIF
 from ..errors import ParameterError
 
@@ -40,10 +40,10 @@ DEFAULT_FACTORS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0)
 class MismatchSetup:
     """The measured layer: QIF parameters, input scale and sample sizes (see module doc)."""
 
-    a: float = 0.25
-    u1: float = 0.0
-    u2: float = 0.5
-    v_th: float = 1.0
+    a: float = QIFParams.a    # the QIF defaults, from their one home
+    u1: float = QIFParams.u1
+    u2: float = QIFParams.u2
+    v_th: float = QIFParams.v_th
     sigma: float = 1.0        # tdBN output scale alpha * v_th: total input std
     rho: float = 0.5          # fraction of the std that is per-neuron drive m
     T: int = 8

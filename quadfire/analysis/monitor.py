@@ -149,12 +149,15 @@ def _batch_input(batch):
 
 @torch.no_grad()
 def measure(model: nn.Module, loader, max_batches: int | None = None,
-            device: torch.device | str | None = None) -> dict:
+            device: torch.device | str | None = None, metrics: dict | None = None) -> dict:
     """Run `model` (in eval mode) over up to `max_batches` batches of `loader` and return
     per-layer firing rates, membrane histograms, op counts and the energy per sample.
 
     `loader` yields inputs or (input, target, ...) tuples; the model maps them to
-    [T, N, classes]. The model's train/eval mode is restored afterwards.
+    [T, N, classes]. The model's train/eval mode is restored afterwards. The accuracy (%)
+    and loss of the time-mean output are those of the labelled batches run, unless
+    `metrics` ({"accuracy", "loss"}) already holds them for this model and test set (a
+    training run's final evaluation): they are then reported as given, not computed again.
     """
     if max_batches is not None and max_batches < 1:
         raise ParameterError(f"max_batches must be >= 1 or None, got {max_batches!r}")
@@ -192,7 +195,8 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
                     raise InputError(f"measure expects model outputs [T, N, classes], got "
                                      f"shape {tuple(out.shape)}")
                 T, samples, batches = out.shape[0], samples + out.shape[1], batches + 1
-                if isinstance(batch, (tuple, list)) and len(batch) > 1 and out.dim() == 3:
+                if metrics is None and isinstance(batch, (tuple, list)) and len(batch) > 1 \
+                        and out.dim() == 3:
                     y = batch[1].to(out.device)
                     logits = out.float().mean(0)
                     loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -218,7 +222,9 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
     for name, layer in result["layers"].items():  # for figures: "conv1 (body.1)"
         layer["label"] = labels.get(name, name)
     result["unaccounted"] = unknown
-    if labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
+    if metrics is not None:
+        result["accuracy"], result["loss"] = float(metrics["accuracy"]), float(metrics["loss"])
+    elif labelled:  # the time-mean output's accuracy and loss, as `quadfire eval` reports them
         result["accuracy"], result["loss"] = 100 * correct / labelled, loss / labelled
     return result
 

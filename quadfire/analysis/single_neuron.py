@@ -13,11 +13,32 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import InputError, ParameterError
+from ..functional import DISCRETIZATIONS, QIFParams, fire_reset
 from ..neurons import LIF, QIF
 from ..neurons.base import MultiStepNeuron
-from ..functional import fire_reset
 from . import dynamics
-from ..errors import InputError, ParameterError
+from .dynamics import DEFAULTS
+
+_DISCRETIZATION_OF = {cls.model: name for name, cls in DISCRETIZATIONS.items()}
+
+
+def discretization_of(p) -> str:
+    """"euler", "exact" or "hybrid": which QIF map the parameter object `p` belongs to."""
+    try:
+        return _DISCRETIZATION_OF[getattr(p, "model", None)]
+    except KeyError:
+        raise ParameterError(f"expected the parameters of a QIF map (one of "
+                             f"{', '.join(c.__name__ for c in DISCRETIZATIONS.values())}), got "
+                             f"{type(p).__name__}") from None
+
+
+def qif_neuron(p) -> QIF:
+    """The QIF module whose `params()` are `p` (a `QIFParams`, `QIFExactParams` or
+    `QIFHybridParams` with float fields), validated as the module validates them."""
+    return QIF(p.a, p.u1, p.u2, p.v_th, reset="soft" if p.soft else "hard", v_reset=p.v_reset,
+               v_min=p.v_min, surrogate=p.window, discretization=discretization_of(p),
+               detach_reset=p.detach_reset)
 
 
 @dataclass(frozen=True)
@@ -57,16 +78,17 @@ def fi_curve(neuron: MultiStepNeuron, currents, steps: int = 1000) -> np.ndarray
     return s.mean(0).numpy()
 
 
-def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000,
-                keep: int = 64, offset: float = 0.05) -> list[np.ndarray]:
-    """Long-run values of the raw null-input map u <- f(u) (no threshold) for each a*d.
+def bifurcation(ad_values, p=DEFAULTS, burn_in: int = 2000, keep: int = 64,
+                offset: float = 0.05) -> list[np.ndarray]:
+    """Long-run values of the raw null-input Euler map u <- f(u) (no threshold) for each a*d.
 
-    d = u2 - u1 stays fixed and a = ad / d varies. The orbit starts at u1 + offset*d (inside the
-    basin of rest) and the last `keep` of `burn_in + keep` iterates are returned, rounded to
-    1e-9 and de-duplicated, so a fixed point gives one value and a period-p orbit p values.
-    Rest is stable for ad < 2; at ad = 2 it loses stability by period doubling (the map is
-    conjugate to the logistic map with r = 1 + ad, so chaos sets in near ad ~ 2.57).
+    d = u2 - u1 (of `p`, any QIF discretization's parameters) stays fixed and a = ad / d varies. The orbit starts at u1 + offset*d
+    (inside the basin of rest) and the last `keep` of `burn_in + keep` iterates are returned,
+    rounded to 1e-9 and de-duplicated, so a fixed point gives one value and a period-p orbit p
+    values. Rest is stable for ad < 2; at ad = 2 it loses stability by period doubling (the
+    map is conjugate to the logistic map with r = 1 + ad, so chaos sets in near ad ~ 2.57).
     """
+    u1, u2 = p.u1, p.u2
     d = u2 - u1
     if not d > 0:
         raise ParameterError(f"bifurcation needs u1 < u2, got u1={u1!r}, u2={u2!r}")
@@ -74,38 +96,39 @@ def bifurcation(ad_values, u1: float = 0.0, u2: float = 0.5, burn_in: int = 2000
     if ad.ndim != 1 or not (ad > 0).all() or not (ad <= 3).all():
         raise ParameterError(f"a*d values must be a 1-D sequence in (0, 3] (beyond 3 orbits "
                              f"escape), got {ad_values!r}")
-    a = ad / d
+    sweep = QIFParams(ad / d, u1, u2)  # the Euler map, one per a*d, elementwise
     u = np.full(ad.shape, u1 + offset * d)
     tail = np.empty((keep, ad.size))
     for t in range(burn_in + keep):
-        u = dynamics.qif_map(u, a, u1, u2)
+        u = dynamics.qif_map(u, sweep)
         if t >= burn_in:
             tail[t - burn_in] = u
     return [np.unique(np.round(tail[:, i], 9)) for i in range(ad.size)]
 
 
-def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-            max_steps: int = 100_000, discretization: str = "euler") -> dict:
-    """The numbers `analyze neuron` prints: fixed points and their stability, rheobase, the
+def summary(p=DEFAULTS, max_steps: int = 100_000) -> dict:
+    """The numbers `analyze neuron` prints for the QIF neuron with parameters `p` (any
+    discretization's; `QIF(...).params()`): fixed points and their stability, rheobase, the
     floor, the Euler map's vertex and throw point (the exact flow's blow-up point instead) and
     steps to threshold from rest (a count, "never", or "more than N" when the simulation cap
     was reached first). The Euler map's come from its closed forms (`dynamics`), the other
     discretizations' from their own charge and step, numerically."""
-    neuron = QIF(a, u1, u2, v_th, discretization=discretization)  # validates the parameters
-    p = neuron.params(1)
+    discretization = discretization_of(p)
+    qif_neuron(p)  # validates the parameters
+    a, u1, u2 = p.a, p.u1, p.u2
     rheo = float(p.rheobase())
     probe = np.array([0.5, 1.1, 2.0, 4.0]) * rheo
     if discretization == "euler":
-        fps = dynamics.fixed_points(a, u1, u2)
-        steps = dynamics.steps_to_threshold(probe, a, u1, u2, v_th, max_steps=max_steps)
-        rest = dynamics.rest_stability(a, u1, u2)
+        fps = dynamics.fixed_points(p)
+        steps = dynamics.steps_to_threshold(probe, p, max_steps=max_steps)
+        rest = dynamics.rest_stability(p)
     else:
         fps = dynamics.model_fixed_points(p)
         steps = dynamics.model_steps_to_threshold(p, probe, max_steps=max_steps)
         s = float(p.slope(torch.tensor(float(u1), dtype=torch.float64)))
         rest = "monotone" if s >= 0 else ("oscillatory" if s > -1 else "unstable")
     out = {
-        "params": {"a": a, "u1": u1, "u2": u2, "v_th": v_th, "a*d": a * (u2 - u1),
+        "params": {"a": a, "u1": u1, "u2": u2, "v_th": p.v_th, "a*d": a * (u2 - u1),
                    "discretization": discretization},
         "fixed_points": [{"u": fp.u, "slope": fp.slope, "stable": fp.stable} for fp in fps],
         "rest": rest,
@@ -113,7 +136,7 @@ def summary(a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0
         "v_min": None if p.floor() is None else float(p.floor()),
     }
     if discretization == "euler":
-        out.update(vertex=dynamics.vertex(a, u1, u2), throw_point=dynamics.throw_point(a, u1))
+        out.update(vertex=dynamics.vertex(p), throw_point=dynamics.throw_point(p))
     if discretization == "exact":
         out["blowup"] = float(p.blowup())
     out["steps_to_threshold"] = {f"{i:.6g}": dynamics.format_steps(n, max_steps)

@@ -1,5 +1,6 @@
-"""Figures of a study (`quadfire.train.study`): test accuracy per epoch with a band over
-seeds, and the firing rate of every spiking layer, one series per neuron variant.
+"""Figures of a study (`quadfire.train.study` runs it, `quadfire.analysis.study` tabulates
+it): test accuracy per epoch with a band over seeds, and the firing rate of every spiking
+layer, one series per neuron variant.
 
 Both take plain data (lists of numbers per variant and seed), so they do not depend on how
 the runs were produced."""

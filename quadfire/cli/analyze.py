@@ -16,8 +16,10 @@ MISMATCH_ELEMENTS = 1 << 28
 def _neuron(args) -> int:
     from ..analysis import figures
     from ..analysis.single_neuron import summary
+    from ..neurons import QIF
 
-    s = summary(args.a, args.u1, args.u2, args.v_th, discretization=args.discretization)
+    neuron = QIF(args.a, args.u1, args.u2, args.v_th, discretization=args.discretization).params()
+    s = summary(neuron)
     p = s["params"]
     print(f"QIF ({args.discretization}) a={p['a']:g} u1={p['u1']:g} u2={p['u2']:g} "
           f"v_th={p['v_th']:g} (a*d = {p['a*d']:g})")
@@ -37,10 +39,9 @@ def _neuron(args) -> int:
         print(f"  steps to threshold from rest at I = {current}: {text}")
     out = Path(args.out)
     written = [
-        figures.save(figures.cobweb(args.a, args.u1, args.u2, args.v_th,
-                                    discretization=args.discretization), out / "cobweb.png"),
-        figures.save(figures.fi_figure(args.a, args.u1, args.u2, args.v_th), out / "fi_curve.png"),
-        figures.save(figures.bifurcation_figure(args.u1, args.u2), out / "bifurcation.png"),
+        figures.save(figures.cobweb(neuron), out / "cobweb.png"),
+        figures.save(figures.fi_figure(neuron), out / "fi_curve.png"),
+        figures.save(figures.bifurcation_figure(neuron), out / "bifurcation.png"),
     ]
     (out / "neuron.json").write_text(json.dumps(s, indent=1))
     print("wrote " + ", ".join(str(w) for w in written))
@@ -164,10 +165,15 @@ FINITE = float_in()
 
 
 def _qif_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--a", type=FINITE, default=0.25, help="curvature a (default 0.25)")
-    p.add_argument("--u1", type=FINITE, default=0.0, help="rest potential u1 (default 0)")
-    p.add_argument("--u2", type=FINITE, default=0.5, help="critical potential u2 (default 0.5)")
-    p.add_argument("--v-th", dest="v_th", type=FINITE, default=1.0, help="threshold (default 1)")
+    from ..functional import QIFParams
+
+    d = QIFParams()  # the defaults live there
+    p.add_argument("--a", type=FINITE, default=d.a, help=f"curvature a (default {d.a:g})")
+    p.add_argument("--u1", type=FINITE, default=d.u1, help=f"rest potential u1 (default {d.u1:g})")
+    p.add_argument("--u2", type=FINITE, default=d.u2,
+                   help=f"critical potential u2 (default {d.u2:g})")
+    p.add_argument("--v-th", dest="v_th", type=FINITE, default=d.v_th,
+                   help=f"threshold (default {d.v_th:g})")
 
 
 def _run_args(p: argparse.ArgumentParser, out: str) -> None:

@@ -11,7 +11,8 @@ from .train import common_options, overwrite_option
 def study_command(recipe, variants: list[str], seeds: list[int], overrides: list[str],
                   smoke: bool, overwrite: bool = False, title: str | None = None,
                   scratch: bool = False, folder=None, report_only: bool = False) -> int:
-    from ..train.study import format_table, run_study
+    from ..analysis.study import format_table
+    from ..train.study import run_study
 
     study = run_study(recipe, variants, seeds, overrides, smoke, overwrite, scratch, folder,
                       log=lambda line: print(line, file=sys.stderr, flush=True),

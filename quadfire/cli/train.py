@@ -71,12 +71,12 @@ def _train(args) -> int:
         if resume == LAST:
             resume = cfg.run_dir / "last.pt"
     report = fit(cfg, OVERWRITE if args.overwrite else resume)
-    if report["rank"] == 0:
+    if report.rank == 0:
         print(summary_line(report))
-    if report["interrupted"]:
-        print(f"stopped by signal {report['signal']}; resume with --resume "
+    if report.interrupted:
+        print(f"stopped by signal {report.signal}; resume with --resume "
               f"{cfg.run_dir / 'last.pt'}", file=sys.stderr)
-        return 128 + int(report["signal"] or 2)
+        return 128 + int(report.signal or 2)
     return 0
 
 

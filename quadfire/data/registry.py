@@ -31,18 +31,6 @@ class DatasetInfo:
     step_shape: tuple[int, ...]
     frames: int | None = None
 
-    @property
-    def in_channels(self) -> int:
-        """C of ``(C, H, W)``, or the feature count of a sequence."""
-        return self.step_shape[0]
-
-    @property
-    def image_size(self) -> int | None:
-        """H (= W) of square ``(C, H, W)`` samples; None for sequences."""
-        if len(self.step_shape) == 3 and self.step_shape[1] == self.step_shape[2]:
-            return self.step_shape[1]
-        return None
-
 
 @dataclass(frozen=True)
 class DatasetEntry:

@@ -105,21 +105,6 @@ def check_model(name: str, model_kwargs: dict | None = None) -> None:
     _check_options(name, _builder(name), model_kwargs)
 
 
-def load_weights(model: nn.Module, path, strict: bool = True) -> nn.Module:
-    """Load the weights of a quadfire checkpoint (or a plain state dict file) into `model`,
-    with a CheckpointError naming every missing, unexpected or mis-shaped entry."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint not found: {path}") from None
-    except Exception as e:  # torch raises several types for truncated/garbled archives
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})"
-                              ) from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    return load_state(model, state, str(path), strict)
-
-
 def load_state(model: nn.Module, state: dict, source: str, strict: bool = True) -> nn.Module:
     """``model.load_state_dict(state)`` with a CheckpointError that says what does not match."""
     if not isinstance(state, dict):
@@ -141,7 +126,7 @@ def load_state(model: nn.Module, state: dict, source: str, strict: bool = True) 
 
 
 def create_model(name: str, neuron="qif", T: int = 4, num_classes: int = 10,
-                 neuron_kwargs: dict | None = None, checkpoint_path=None, **kw) -> nn.Module:
+                 neuron_kwargs: dict | None = None, **kw) -> nn.Module:
     """Build a registered model.
 
     Args:
@@ -151,8 +136,6 @@ def create_model(name: str, neuron="qif", T: int = 4, num_classes: int = 10,
         T: time steps used when the input is a static image (event frames bring their own T).
         num_classes: size of the output.
         neuron_kwargs: keyword arguments for the named neuron; ``v_th`` also sets tdBN's scale.
-        checkpoint_path: load these weights (a quadfire checkpoint or a state dict file) into
-            the built model; a mismatch is a CheckpointError naming what differs.
         **kw: the builder's own options (e.g. ``in_channels``).
 
     Returns a module mapping ``[N, C, H, W]`` or ``[T, N, C, H, W]`` to logits ``[T, N, num_classes]``.
@@ -161,7 +144,4 @@ def create_model(name: str, neuron="qif", T: int = 4, num_classes: int = 10,
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}")
     _check_options(name, builder, kw)
-    model = builder(neuron=neuron, T=T, num_classes=num_classes, neuron_kwargs=neuron_kwargs, **kw)
-    if checkpoint_path is not None:
-        load_weights(model, checkpoint_path)
-    return model
+    return builder(neuron=neuron, T=T, num_classes=num_classes, neuron_kwargs=neuron_kwargs, **kw)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from ..functional import (DISCRETIZATIONS, hybrid_floor, parse_surrogate, qif_default_floor,
-                          qif_window, validate_qif)
+from ..functional import (DISCRETIZATIONS, QIFParams, hybrid_floor, parse_surrogate,
+                          qif_default_floor, qif_window, validate_qif)
 from .base import MultiStepNeuron, check_flag, check_learnable, per_channel, reset_kind
 
 # Keeps the reparameterized values strictly inside their intervals in float32, where a
@@ -72,8 +72,10 @@ class QIF(MultiStepNeuron):
             initial value lies closer.
     """
 
-    def __init__(self, a: float = 0.25, u1: float = 0.0, u2: float = 0.5, v_th: float = 1.0,
-                 reset: str = "hard", v_reset: float | None = None, v_min="vertex",
+    # the defaults are QIFParams' (a = 0.25, u1 = 0, u2 = 0.5, v_th = 1), written there once
+    def __init__(self, a: float = QIFParams.a, u1: float = QIFParams.u1, u2: float = QIFParams.u2,
+                 v_th: float = QIFParams.v_th, reset: str = "hard", v_reset: float | None = None,
+                 v_min="vertex",
                  surrogate="band", surrogate_width: float = 1.0, sigma: float | None = None,
                  samples: int = 64, rho: float = 0.5, learnable=False, channels: int | None = None, discretization: str = "euler",
                  detach_reset: bool = False):

@@ -42,13 +42,13 @@ from .config import (AUTO, OVERWRITE, TrainConfig, check_resume, config_from_che
 from .metrics import MetricsLog
 from .optim import build_optimizer, build_scheduler
 from .position import Position
-from .report import write_report
+from .report import RunReport, write_report
 from .step import autocast, check_weights, train_step
 from .stop import StopRequest
 from .typed_yaml import save_yaml
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None) -> dict:
+def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunReport:
     """Train `cfg`; returns the report. `resume` says where the run starts: None, a new run
     (refused where another run is, unless that one was a scratch run, `cfg.scratch`); a
     checkpoint path, continuing it; AUTO, the run's own last.pt when it exists, else a new run
@@ -77,7 +77,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> dict:
         distributed.teardown()
 
 
-def train(run: Run, pos: Position) -> dict:
+def train(run: Run, pos: Position) -> RunReport:
     """The loop, from `pos` to the end of the run or a stop (module docstring)."""
     cfg, info, every = run.cfg, run.dist, run.cfg.checkpoint_every
     log = MetricsLog(cfg.run_dir, cfg.tensorboard, first_epoch=pos.epoch, enabled=info.main)

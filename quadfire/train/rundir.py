@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import CheckpointError, RunDirError
 from . import checkpoint
+from .report import REPORT_NAME, read_report
 
 try:
     import fcntl
@@ -31,7 +32,7 @@ except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None
 
 LOCK_NAME = ".lock"
-RUN_FILES = ("last.pt", "metrics.csv", "report.json")  # what makes a directory hold a run
+RUN_FILES = ("last.pt", "metrics.csv", REPORT_NAME)  # what makes a directory hold a run
 REPLACED = RUN_FILES + ("tb",)                          # what --overwrite removes
 
 _held: dict[int, "RunLock"] = {}  # fd -> lock, closed in forked children
@@ -120,17 +121,16 @@ def existing_run(run_dir: Path) -> dict | None:
     present = [name for name in RUN_FILES if (run_dir / name).exists()]
     if not present:
         return None
-    report_path, ckpt_path = run_dir / "report.json", run_dir / "last.pt"
+    ckpt_path = run_dir / "last.pt"
     try:
-        report = json.loads(report_path.read_text()) if report_path.is_file() else None
-    except (OSError, ValueError):
+        report = read_report(run_dir)
+    except RunDirError:  # a damaged report says nothing; the checkpoint may
         report = None
-    if isinstance(report, dict) and "epochs_completed" in report:
-        done, total = report.get("epochs_completed"), report.get("epochs")
-        finished = not report.get("interrupted") and done == total
-        scratch = bool(report.get("scratch", report.get("smoke", False)))
+    if report is not None:
+        done, total = report.epochs_completed, report.epochs
+        finished = not report.interrupted and done == total
         what = f"{'a finished' if finished else 'an interrupted'} run ({done} of {total} epochs)"
-        return {"what": what, "scratch": scratch}
+        return {"what": what, "scratch": report.scratch}
     if ckpt_path.is_file():
         try:
             state = checkpoint.load(ckpt_path)

@@ -8,7 +8,6 @@ input shape), so the model is rebuilt exactly as it was trained, without reading
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,7 +23,7 @@ from . import checkpoint
 from .config import TrainConfig, config_from_checkpoint
 from .distributed import pick_device
 from .engine import make_model
-from .report import write_json
+from .report import record_eval
 
 
 class LoadedRun(NamedTuple):
@@ -145,8 +144,5 @@ def evaluate_run(path: str | Path, overrides: list[str] | None = None,
                                 test_loader.batch_size, max_batches, device)
         result["neurobench"] = nb
         print(format_comparison(nb, m))
-    report_path = run.path.parent / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    report["eval"] = result
-    write_json(report_path, report)
+    record_eval(run.path.parent, result)
     return result

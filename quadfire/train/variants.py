@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ConfigError
+from ..functional import QIFParams
 from ..neurons import NEURONS, resolve_neuron
 
 # The LIF-family surrogate of the TET/tdBN code: a triangle of width 1.
@@ -48,13 +49,13 @@ def _discretized(name: str, surrogate: str = "band") -> Callable:
 
 
 def _lif_matched(q: dict, lif) -> tuple[str, dict]:
-    a, u1, u2 = q.get("a", 0.25), q.get("u1", 0.0), q.get("u2", 0.5)
+    a, u1, u2 = q.get("a", QIFParams.a), q.get("u1", QIFParams.u1), q.get("u2", QIFParams.u2)
     ad = a * (u2 - u1)
     if not 0 < ad <= 1:
         raise ConfigError(f"lif-matched needs a monotone QIF rest (0 < a*(u2 - u1) <= 1, so the "
                           f"matched leak tau = 1/(a*(u2 - u1)) is >= 1); got a*(u2 - u1) = {ad:g}")
     v_reset = q.get("v_reset")
-    return "lif", {"tau": 1.0 / ad, "v_th": q.get("v_th", 1.0), "v_rest": u1,
+    return "lif", {"tau": 1.0 / ad, "v_th": q.get("v_th", QIFParams.v_th), "v_rest": u1,
                    "v_reset": u1 if v_reset is None else v_reset, **LIF_WINDOW}
 
 
