@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bench.args import float_in, int_in, output_dir, output_file
+from .args import float_in, int_in, output_dir, output_file
 from ..errors import ParameterError
 
 # Largest float64 working set of one mismatch batch (elements): T x neurons x max(batch, 4096

@@ -1,9 +1,9 @@
 """``quadfire train``, ``eval`` and ``recipes``.
 
-``quadfire train`` with no recipe is the digits demo: a study (`quadfire.cli.study`) of the
-QIF convnet and its LIF twin, one seed each, then the table. The demo writes to its own
-folder, ``runs/demo/``, and its runs are scratch runs, so running it again retrains and
-replaces them (`make demo` runs it every time) while a real run elsewhere is never touched.
+``quadfire train`` takes one recipe (a shipped name or a YAML path); a setting's name alone
+(``digits``, the stem of its ``-qif``/``-lif`` twins) is refused with the twins' names, since
+training both is a study (``quadfire compare``/``study``). The digits demo is ``quadfire demo``
+(`quadfire.cli.demo`).
 
 Exit codes: 0 done; 2 a user's mistake (one line on stderr); 128 + N stopped by signal N
 (130 Ctrl-C, 143 SIGTERM) after writing the checkpoint.
@@ -11,36 +11,28 @@ Exit codes: 0 done; 2 a user's mistake (one line on stderr); 128 + N stopped by 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
 
-from ..bench.args import int_in
 from ..errors import CheckpointError, ConfigError
 from ..train import checkpoint
 from ..train.config import load_config
-from ..train.recipes import SMOKE, config_for, list_recipes
-
-DEMO = "digits"
-DEMO_OUT = "runs/demo"  # the demo's own folder (its runs are scratch runs: reruns replace them)
+from ..train.recipes import SMOKE, config_for, find_recipe, list_recipes, twins
+from .args import common_options, int_in, overwrite_option
 
 
-def common_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
-    p.add_argument("--download", dest="overrides", action="append_const",
-                   const="data.download=true",
-                   help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
-    p.add_argument("--quiet", dest="overrides", action="append_const", const="progress=false",
-                   help="no progress bar and no per-epoch line (same as --set progress=false)")
-    p.add_argument("--smoke", action="store_true",
-                   help="2 training steps on generated data of the recipe's shape (no dataset needed)")
-
-
-def overwrite_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a run that already exists in the run directory (its last.pt, "
-                        "metrics.csv, report.json and tb/ are deleted once the new run has "
-                        "started)")
+def _recipe(name: str) -> str:
+    """`name` if it is a recipe; a setting's name alone is refused with its twins' names."""
+    try:
+        find_recipe(name)
+    except ConfigError as missing:
+        try:
+            pair = twins(name)
+        except ConfigError:
+            raise missing from None
+        qif, lif = (p.stem for p in pair.values())
+        raise ConfigError(f"{name!r} is a setting with two recipes, {qif} and {lif}: train one "
+                          f"(quadfire train {qif}), or both with quadfire compare {name}") from None
+    return name
 
 
 def _train(args) -> int:
@@ -48,12 +40,8 @@ def _train(args) -> int:
     from ..train.report import summary_line
 
     if args.recipe is None and args.resume is None:
-        from .study import study_command
-
-        out = config_for(None, args.overrides).out_dir
-        folder = Path(DEMO_OUT) if out == "runs" else Path(out) / "demo"
-        return study_command(DEMO, ["qif", "lif"], [0], args.overrides, args.smoke,
-                             args.overwrite, title="digits demo", scratch=True, folder=folder)
+        raise ConfigError("name a recipe: quadfire train RECIPE (quadfire recipes lists them; "
+                          "quadfire demo runs the digits demo)")
     resume = args.resume
     if args.recipe is None:
         # Resuming without a recipe: the checkpoint carries its resolved config.
@@ -66,7 +54,7 @@ def _train(args) -> int:
                                   f"its recipe: quadfire train RECIPE --resume {resume}")
         cfg = load_config(saved, (SMOKE if args.smoke else []) + args.overrides)
     else:
-        cfg = config_for(args.recipe, args.overrides, args.smoke)
+        cfg = config_for(_recipe(args.recipe), args.overrides, args.smoke)
         if resume == "auto":
             resume = cfg.run_dir / "last.pt"
     report = fit(cfg, resume=resume, smoke=args.smoke, overwrite=args.overwrite)
@@ -96,9 +84,10 @@ def _recipes(args) -> int:
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("train", help="train a recipe (no recipe: the digits QIF vs LIF demo)",
-                       description="Train from a recipe. Without a recipe (and without --resume) "
-                                   "runs the digits demo: QIF and LIF convnets, then a table.")
+    p = sub.add_parser("train", help="train a recipe (quadfire recipes lists them)",
+                       description="Train one recipe into <out_dir>/<recipe>-s<seed>. A "
+                                   "setting's two twins are trained by quadfire compare, the "
+                                   "digits demo by quadfire demo.")
     p.add_argument("recipe", nargs="?", help="shipped recipe name or YAML path (see `quadfire recipes`)")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT (default: <run_dir>/last.pt of this recipe)")

@@ -1,9 +1,9 @@
-"""Command-line argument checks shared by the benchmarks and `quadfire.cli` (bench is the lowest
-package with command-line entry points, so the checks live here and the CLI imports them).
+"""The command line's argument types and the options several commands share.
 
-A bad value is rejected by argparse, before any work starts, in one line that names the
-option, what it expects and what it got: ``quadfire bench neurons: error: argument --neurons:
-expected an integer in 1..268435456, got '0' (see quadfire bench neurons --help)``.
+Every value is checked by argparse, before any work starts, and a bad one is rejected in one
+line that names the option, what it expects and what it got: ``quadfire bench neurons: error:
+argument --neurons: expected an integer in 1..268435456, got '0' (see quadfire bench neurons
+--help)``.
 """
 from __future__ import annotations
 
@@ -123,3 +123,24 @@ def shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected 1 to 4 comma-separated positive integers "
                                          f"like 3,32,32, got {text!r}")
     return dims
+
+
+def common_options(p: argparse.ArgumentParser) -> None:
+    """--set, --download, --quiet and --smoke: the options of every command that trains or
+    evaluates a recipe (train, eval, study, compare, demo)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
+    p.add_argument("--download", dest="overrides", action="append_const",
+                   const="data.download=true",
+                   help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
+    p.add_argument("--quiet", dest="overrides", action="append_const", const="progress=false",
+                   help="no progress bar and no per-epoch line (same as --set progress=false)")
+    p.add_argument("--smoke", action="store_true",
+                   help="2 training steps on generated data of the recipe's shape (no dataset needed)")
+
+
+def overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run that already exists in the run directory (its last.pt, "
+                        "metrics.csv, report.json and tb/ are deleted once the new run has "
+                        "started)")
