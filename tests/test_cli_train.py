@@ -83,6 +83,10 @@ def test_recipes_lists_every_setting(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert "cifar10-resnet19-t4-qif" in out and "96.86" in out and "imagenet" in out
+    # Another work's figure is never shown as the paper's: each row says whose it is.
+    assert "paper %" not in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("fmnist-csnn-t4-qif "))
+    assert "93.08" in line and "IF neurons" in line
 
 
 @pytest.mark.parametrize("args, message", [

@@ -90,6 +90,19 @@ def output_file(text: str) -> str:
     return text
 
 
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+@_path_errors
+def figure_file(text: str) -> str:
+    """`output_file` whose suffix names a figure format matplotlib writes (.png, .pdf, .svg)."""
+    output_file(text)
+    if Path(text).suffix.lower() not in FIGURE_FORMATS:
+        raise argparse.ArgumentTypeError(f"expected a figure file ending in "
+                                         f"{', '.join(FIGURE_FORMATS)}, got {text!r}")
+    return text
+
+
 @_path_errors
 def output_file_in_folder(text: str) -> str:
     """`output_file`, in a folder that exists already (for writers that do not create it)."""
@@ -125,9 +138,12 @@ def shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def common_options(p: argparse.ArgumentParser) -> None:
-    """--set, --download, --quiet and --smoke: the options of every command that trains or
-    evaluates a recipe (train, eval, study, compare, demo)."""
+SMOKE_TRAINING = "2 training steps on generated data of the recipe's shape (no dataset needed)"
+
+
+def common_options(p: argparse.ArgumentParser, smoke: str = SMOKE_TRAINING) -> None:
+    """--set, --download, --quiet and --smoke (`smoke` is its help): the options of every
+    command that trains or evaluates a recipe (train, eval, study, compare, demo)."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
     p.add_argument("--download", dest="overrides", action="append_const",
@@ -135,8 +151,7 @@ def common_options(p: argparse.ArgumentParser) -> None:
                    help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
     p.add_argument("--quiet", dest="overrides", action="append_const", const="progress=false",
                    help="no progress bar and no per-epoch line (same as --set progress=false)")
-    p.add_argument("--smoke", action="store_true",
-                   help="2 training steps on generated data of the recipe's shape (no dataset needed)")
+    p.add_argument("--smoke", action="store_true", help=smoke)
 
 
 def overwrite_option(p: argparse.ArgumentParser) -> None:

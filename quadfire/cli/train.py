@@ -75,11 +75,15 @@ def _eval(args) -> int:
 
 
 def _recipes(args) -> int:
-    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<13}{'paper %':>8}")
+    """Each recipe with the figure it is measured against and whose figure that is: the QIF
+    paper's for its own settings, another work's network (an IF, LIF or PLIF one) elsewhere."""
+    print(f"{'recipe':<34}{'model':<18}{'neuron':<7}{'T':>3}  {'dataset':<20}"
+          f"{'reference %':>11}  whose figure (recipe's paper_reference)")
     for name in list_recipes():
         c = config_for(name, [], False)
-        paper = f"{c.paper_accuracy:.2f}" if c.paper_accuracy is not None else "-"
-        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<13}{paper:>8}")
+        figure = f"{c.paper_accuracy:.2f}" if c.paper_accuracy is not None else "-"
+        print(f"{name:<34}{c.model:<18}{c.neuron:<7}{c.T:>3}  {c.data.dataset:<20}"
+              f"{figure:>11}  {c.paper_reference or '-'}")
     return 0
 
 
@@ -102,8 +106,10 @@ def add_commands(sub) -> None:
     p.add_argument("--neurobench", action="store_true",
                    help="also compute NeuroBench's metrics with the neurobench package, beside "
                         "quadfire's (pip install 'quadfire[neurobench]'; docs/analysis.md)")
-    common_options(p)
+    common_options(p, smoke="measure on random inputs of the run's shape instead of its test "
+                            "set (no dataset needed)")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("recipes", help="list the shipped recipes")
+    p = sub.add_parser("recipes", help="list the shipped recipes, each with the published figure "
+                                       "it is measured against and whose figure that is")
     p.set_defaults(func=_recipes)
