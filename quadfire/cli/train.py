@@ -10,7 +10,6 @@ Exit codes: 0 done; 2 a user's mistake (one line on stderr); 128 + N stopped by 
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..errors import CheckpointError, ConfigError
