@@ -34,7 +34,7 @@ $(BSTAMP): $(STAMP)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/quadfire train
+	$(VENV)/bin/quadfire demo
 
 test: $(STAMP) $(TOOLS)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

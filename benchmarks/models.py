@@ -4,7 +4,7 @@
 """
 import sys
 
-from quadfire.bench.models import main
+from quadfire.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(["bench", "models", *sys.argv[1:]]))

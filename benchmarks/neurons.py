@@ -1,7 +1,7 @@
-"""Neuron-layer benchmark: see quadfire/bench/neurons.py (also `quadfire bench neurons`)."""
+"""Neuron-layer benchmark: see quadfire/bench/neurons.py. Same as `quadfire bench neurons`."""
 import sys
 
-from quadfire.bench.neurons import main
+from quadfire.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["bench", "neurons", *sys.argv[1:]]))

@@ -79,3 +79,40 @@ def test_the_package_graph_has_no_cycle():
 
     for node in sorted(graph):
         visit(node, [])
+
+
+CLI = ROOT / "cli"
+# The one command module that runs the benchmarks; every other takes nothing from bench/.
+BENCH_COMMAND = "quadfire.cli.bench"
+
+
+def cli_graph() -> dict[str, set[str]]:
+    """{module: the quadfire modules it imports} for every module of quadfire.cli."""
+    return {"quadfire.cli." + p.stem if p.stem != "__init__" else "quadfire.cli": _imports(p)
+            for p in CLI.glob("*.py")}
+
+
+def test_only_the_bench_command_imports_bench():
+    offenders = sorted(f"{mod} -> {dst}" for mod, dsts in cli_graph().items() for dst in dsts
+                       if (dst == "quadfire.bench" or dst.startswith("quadfire.bench."))
+                       and mod != BENCH_COMMAND)
+    assert not offenders, f"command modules that import bench/ (argument types belong in " \
+                          f"quadfire/cli/args.py): {offenders}"
+
+
+def test_the_cli_modules_import_each_other_without_a_cycle():
+    graph = {mod: {d for d in dsts if d.startswith("quadfire.cli.")}
+             for mod, dsts in cli_graph().items()}
+    state = {}
+
+    def visit(node, path):
+        if state.get(node) == "done":
+            return
+        assert state.get(node) != "open", f"import cycle in cli/: {' -> '.join(path + [node])}"
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, path + [node])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        visit(node, [])

@@ -31,8 +31,8 @@ def _table(out: str, title: str) -> dict[str, list[str]]:
 
 
 def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
-    """`quadfire train` with no recipe is the digits demo (here 1 epoch of a narrow convnet)."""
-    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
+    """`quadfire demo` is the digits demo (here 1 epoch of a narrow convnet)."""
+    assert main(["demo", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
     rows = _table(capsys.readouterr().out, "digits demo")
     assert set(rows) == {"qif", "lif"}
     for neuron, seeds, acc, best, rate, *_ in rows.values():
@@ -40,8 +40,19 @@ def test_demo_one_epoch_prints_qif_and_lif(tmp_path, capsys):
     saved = json.loads((tmp_path / "demo" / "study.json").read_text())
     assert [r["variant"] for r in saved["runs"]] == ["qif", "lif"]
     # The demo retrains on every call (it is the main job), writing over its own runs only.
-    assert main(["train", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
+    assert main(["demo", "--set", "epochs=1", "--set", f"out_dir={tmp_path}", *NARROW]) == 0
     assert "reusing" not in capsys.readouterr().err
+
+
+def test_train_without_a_recipe_points_at_the_demo_and_the_recipes(capsys):
+    """No recipe, or a setting's name alone, is a user's mistake: one line that says what to
+    run instead, and exit 2."""
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quadfire demo" in err[0] and "quadfire recipes" in err[0]
+    assert main(["train", "digits"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "digits-qif and digits-lif" in err[0] and "compare digits" in err[0]
 
 
 def test_eval_reproduces_the_training_accuracy(tmp_path, capsys):
@@ -72,6 +83,10 @@ def test_recipes_lists_every_setting(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert "cifar10-resnet19-t4-qif" in out and "96.86" in out and "imagenet" in out
+    # Another work's figure is never shown as the paper's: each row says whose it is.
+    assert "paper %" not in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("fmnist-csnn-t4-qif "))
+    assert "93.08" in line and "IF neurons" in line
 
 
 @pytest.mark.parametrize("args, message", [

@@ -4,13 +4,14 @@ import json
 import pytest
 
 from quadfire.bench import models as bench
+from quadfire.cli import main
 
 TINY = ["--T", "1", "--batch", "1", "--size", "8", "--steps", "1", "--warmup", "1", "--threads", "1"]
 
 
 def test_quadfire_row_runs_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(TINY + ["--rows", "quadfire", "--json", str(out)]) == 0
+    assert main(["bench", "models", *TINY, "--rows", "quadfire", "--json", str(out)]) == 0
     assert "| quadfire |" in capsys.readouterr().out
     (row,) = json.loads(out.read_text())["results"]
     assert row["images_per_s"] > 0 and row["peak_step_mib"] >= 0
@@ -30,6 +31,6 @@ def test_spikingjelly_network_mirrors_resnet19():
 
 def test_bad_arguments_are_rejected():
     with pytest.raises(SystemExit):
-        bench.main(["--rows", "snntorch"])
+        main(["bench", "models", "--rows", "snntorch"])
     with pytest.raises(SystemExit):
-        bench.main(["--batch", "0"])
+        main(["bench", "models", "--batch", "0"])

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from quadfire.bench import neurons as bench
+from quadfire.cli import main
 
 
 @pytest.mark.parametrize("row", ["copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-exact",
@@ -30,14 +31,14 @@ def test_table_ratios_are_to_fused_qif():
 
 def test_bad_arguments_are_named():
     with pytest.raises(SystemExit):
-        bench.parse(["--neurons", "0"])
+        main(["bench", "neurons", "--neurons", "0"])
     with pytest.raises(ValueError, match="unknown row"):
         bench._layer("brian2", "cpu")
 
 
 def test_main_runs_rows_in_subprocesses(capsys):
-    assert bench.main(["--neurons", "4096", "--steps", "2", "--rows", "copy", "quadfire-fused",
-                       "--repeats", "1", "--threads", "1"]) == 0
+    assert main(["bench", "neurons", "--neurons", "4096", "--steps", "2", "--rows", "copy",
+                 "quadfire-fused", "--repeats", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 2 | quadfire QIF fused |" in out and "| 2 | tensor copy (same bytes) |" in out
     assert "| 1.00 |" in out
@@ -51,7 +52,7 @@ def test_rounds_keep_each_rows_fastest_run(capsys):
     best = bench.fastest_rounds(runs)
     assert [(r["row"], r["time_s"], r["round_times_s"]) for r in best] == [
         ("copy", 0.1, [0.3, 0.1]), ("quadfire-fused", 0.2, [0.2])]
-    assert bench.main(["--neurons", "4096", "--steps", "2", "--rows", "copy", "--repeats", "1",
-                       "--threads", "1", "--rounds", "2"]) == 0
+    assert main(["bench", "neurons", "--neurons", "4096", "--steps", "2", "--rows", "copy",
+                 "--repeats", "1", "--threads", "1", "--rounds", "2"]) == 0
     out = capsys.readouterr()
     assert "fastest of 2 interleaved rounds" in out.out and out.err.count("T=2 tensor copy") == 2

@@ -7,10 +7,10 @@ alternate after a warm-up and the minimum of each is compared.
 
 The arrays are 128 MiB (1M neurons x 32 steps), beyond the last-level cache of the machines
 this runs on, so both sides stream from memory. With a cache-resident size (T = 4, 16 MiB) the
-copy runs at L3 bandwidth, which one thread of compute cannot match: on the 2-core AVX-512
-EPYC the correct, vectorized kernel then took 3.1-4.3x the copy and this guard failed for
-no fault. At this size the fused forward takes 1.5-2.4x the copy there (2.4 with two training
-jobs on the other core); the same kernels built without vectorization (AVX2 under the
+copy runs at L3 bandwidth, which one thread of compute cannot match: on an AMD EPYC with
+AVX-512, 2 cores (2026-12-02), the correct, vectorized kernel then took 3.1-4.3x the copy and
+this guard failed for no fault. At this size the fused forward takes 1.5-2.4x the copy there
+(2.4 with two other processes busy on the other core); the same kernels built without vectorization (AVX2 under the
 default -ftrapping-math, the regression this guard is for) took 27x on that CPU (and 5.6x, at
 T = 4, on the AMD EPYC Zen 3 (AVX2, 2 cores) where the regression was found), so it fails the 3x bound.
 """

@@ -130,7 +130,7 @@ def test_the_build_warns_when_its_check_failed(monkeypatch):
                for w in caught)
 
 
-TARGETS = [("g++", ["-march=x86-64-v3"]),            # AVX2 + FMA (laptops, this machine)
+TARGETS = [("g++", ["-march=x86-64-v3"]),            # AVX2 + FMA (laptops, most servers)
            ("g++", ["-march=x86-64-v4"]),            # AVX-512 (cluster nodes)
            ("clang++", ["-march=x86-64-v3"]),
            ("aarch64-linux-gnu-g++", ["-march=armv8-a"])]  # NEON

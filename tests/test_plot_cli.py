@@ -36,6 +36,23 @@ def test_plot_raster_traces_curves(run_dir, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_figures_go_into_the_run_in_the_format_asked(run_dir, tmp_path, capsys):
+    """Without --out a run's figures land in its folder (as export's model.nir and analyze
+    run's layers.json do); --out takes PNG, PDF or SVG and refuses other suffixes."""
+    assert main(["plot", "curves", str(run_dir)]) == 0
+    assert _is_png(run_dir / "curves.png")
+    assert main(["plot", "raster", str(run_dir / "last.pt"), "--smoke"]) == 0
+    assert _is_png(run_dir / "raster.png")
+    assert main(["plot", "curves", str(run_dir), "--out", str(tmp_path / "c.pdf")]) == 0
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    assert main(["plot", "curves", str(run_dir), "--out", str(tmp_path / "c.svg")]) == 0
+    assert b"<svg" in (tmp_path / "c.svg").read_bytes()[:2000]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main(["plot", "curves", str(run_dir), "--out", str(tmp_path / "c.txt")])
+    assert stop.value.code == 2 and ".png, .pdf, .svg" in capsys.readouterr().err
+
+
 def test_recorded_activity_is_the_models(run_dir):
     model, cfg = load_run(run_dir)[:2]
     x = sample_batch(cfg)

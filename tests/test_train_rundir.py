@@ -129,7 +129,7 @@ def test_rerunning_a_recipe_refuses_then_overwrites(tmp_path, monkeypatch, capsy
 
 
 def test_the_demo_writes_scratch_runs_to_its_own_folder(tmp_path, monkeypatch, capsys):
-    """`make demo` reruns `quadfire train`: the demo's runs live in runs/demo and are marked
+    """`make demo` reruns `quadfire demo`: the demo's runs live in runs/demo and are marked
     scratch, so the second run replaces the first; a real run elsewhere is never touched."""
     calls = []
 
@@ -139,7 +139,7 @@ def test_the_demo_writes_scratch_runs_to_its_own_folder(tmp_path, monkeypatch, c
                          firing_rate=0.2)
     monkeypatch.setattr(engine, "fit", fake_fit)
     monkeypatch.chdir(tmp_path)
-    assert main(["train"]) == 0
+    assert main(["demo"]) == 0
     assert [c[0] for c in calls] == ["runs/demo", "runs/demo"]
     assert all(scratch for _, scratch in calls)
     assert "digits demo" in capsys.readouterr().out

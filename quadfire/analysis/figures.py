@@ -19,7 +19,7 @@ from .single_neuron import (bifurcation, default_lif, discretization_of, fi_curv
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as PNG, creating the parent folder."""
+    """Write `fig` in the format its suffix names (.png, .pdf, .svg), creating the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

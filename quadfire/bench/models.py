@@ -20,7 +20,6 @@ implementation (its fastest CPU path; other surrogates fall back to autograd on 
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
@@ -33,8 +32,6 @@ import time
 
 import torch
 from torch import nn
-
-from .args import Parser, int_in, output_file_in_folder
 
 ROWS = ("quadfire", "spikingjelly")
 
@@ -183,7 +180,7 @@ def measure(row: str, T: int, batch: int, size: int, steps: int, warmup: int,
 def run_row(row: str, args) -> dict:
     """Run one row in a fresh interpreter and return its JSON result."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    cmd = [sys.executable, "-m", "quadfire.bench.models", "--child", row, "--T", str(args.T),
+    cmd = [sys.executable, "-m", "quadfire.cli", "bench", "models", "--child", row, "--T", str(args.T),
            "--batch", str(args.batch), "--size", str(args.size), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--threads", str(args.threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -215,37 +212,9 @@ def table(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv):
-    p = Parser(
-        prog="quadfire bench models",
-        description="One ResNet-19 training step on the CPU: quadfire QIF vs SpikingJelly QIFNode "
-                    "(images/s and peak step memory; see docs/models.md for the method).")
-    p.add_argument("--T", type=int_in(1, 256), default=4, help="time steps (default 4)")
-    p.add_argument("--batch", type=int_in(1, 4096), default=8, help="batch size (default 8)")
-    p.add_argument("--size", type=int_in(4, 1024), default=32,
-                   help="image side in pixels (default 32)")
-    p.add_argument("--steps", type=int_in(1, 10_000), default=5,
-                   help="timed steps; the median counts (default 5)")
-    p.add_argument("--warmup", type=int_in(1, 10_000), default=3,
-                   help="untimed steps first (default 3; the first step allocates optimizer "
-                        "state)")
-    p.add_argument("--threads", type=int_in(1, 1024), default=max(1, os.cpu_count() or 1),
-                   help="torch CPU threads per row (default: all cores)")
-    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {ROWS}")
-    p.add_argument("--json", type=output_file_in_folder,
-                   help="also write the results to this JSON file")
-    p.add_argument("--child", choices=ROWS, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    rows = [r for r in args.rows.split(",") if r]
-    bad = [r for r in rows if r not in ROWS]
-    if bad or not rows:
-        p.error(f"--rows must name some of {ROWS}, got {args.rows!r}")
-    args.rows = rows
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args) -> int:
+    """The benchmark for the options of `quadfire bench models` (quadfire.cli.bench), or one
+    row's child process when ``args.child`` names it."""
     if args.child:
         print(json.dumps(measure(args.child, args.T, args.batch, args.size, args.steps,
                                  args.warmup, args.threads)))
@@ -257,7 +226,3 @@ def main(argv=None) -> int:
             json.dump({"args": {k: v for k, v in vars(args).items() if k != "json"},
                        "results": results}, f, indent=2)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

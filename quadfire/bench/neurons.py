@@ -20,15 +20,12 @@ Peers that are not installed are reported as such (pip install '.[bench]').
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
 import subprocess
 import sys
 import time
-
-from .args import Parser, float_in, int_in, output_file_in_folder
 
 ROWS = ("copy", "quadfire-reference", "quadfire-fused", "quadfire-fused-exact",
         "quadfire-fused-hybrid", "quadfire-fused-lif", "quadfire-fused-sum", "sj-qif", "sj-lif",
@@ -193,7 +190,7 @@ def _run_row(row: str, steps: int, args) -> dict:
         if importlib.util.find_spec(peer) is None:
             return {"row": row, "steps": steps, "error": f"{peer} not installed "
                                                          f"(pip install '.[bench]')"}
-    cmd = [sys.executable, "-m", "quadfire.bench.neurons", "--worker", row, "--steps", str(steps),
+    cmd = [sys.executable, "-m", "quadfire.cli", "bench", "neurons", "--worker", row, "--steps", str(steps),
            "--neurons", str(args.neurons), "--repeats", str(args.repeats), "--device", args.device,
            "--budget", str(args.budget)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -251,48 +248,9 @@ def table(results: list[dict], neurons: int) -> str:
 MAX_ELEMENTS = 1 << 31  # T x neurons of one [T, M] array: int32 indexing, and memory
 
 
-def parse(argv):
-    p = Parser(prog="quadfire bench neurons", description=__doc__.split("\n")[0])
-    p.add_argument("--neurons", type=int_in(1, 1 << 28), default=1 << 22,
-                   help="neurons per time step (default 4M)")
-    p.add_argument("--steps", type=int_in(1, 4096), nargs="+", default=[4, 8, 32],
-                   help="values of T")
-    p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
-    p.add_argument("--repeats", type=int_in(1, 1000), default=5,
-                   help="timed runs per row (min is reported)")
-    p.add_argument("--budget", type=float_in(0, 86400), default=6.0,
-                   help=f"seconds of timed runs per row after which repeats stop early "
-                        f"(after at least {MIN_RUNS} runs, or --repeats if fewer)")
-    p.add_argument("--rounds", type=int_in(1, 100), default=1,
-                   help="run the whole set of rows this many times, interleaved, and report "
-                        "each row's fastest round: on a shared machine a slow spell then hits "
-                        "every row alike instead of one")
-    p.add_argument("--threads", type=int_in(1, 1024), default=os.cpu_count() or 1)
-    p.add_argument("--device", default=None, choices=("cpu", "cuda"),
-                   help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--timeout", type=float_in(0, 86400, lo_open=True), default=300.0,
-                   help="seconds per row")
-    p.add_argument("--cache-mb", type=int_in(0, 1 << 20), default=None,
-                   help="QUADFIRE_CPU_CACHE_MB for the rows (default: the library's, 1/8 of "
-                        "RAM up to 2 GiB); a loop over a layer reuses about 3 x T x neurons x "
-                        "4 bytes of outputs")
-    p.add_argument("--json", type=output_file_in_folder, default=None,
-                   help="also write the raw results to this file")
-    p.add_argument("--worker", default=None, choices=ROWS, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.neurons * max(args.steps) > MAX_ELEMENTS:
-        p.error(f"--neurons x --steps must be at most {MAX_ELEMENTS} elements per array, got "
-                f"{args.neurons} x {max(args.steps)}")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            p.error("--device cuda: CUDA is not available on this machine")
-    return args
-
-
-def main(argv=None) -> int:
-    args = parse(argv)
+def run(args) -> int:
+    """The benchmark for the options of `quadfire bench neurons` (quadfire.cli.bench), or one
+    row's worker when ``args.worker`` names it."""
     if args.device is None:
         import torch
 
@@ -323,7 +281,3 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=1)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

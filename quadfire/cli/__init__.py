@@ -1,8 +1,9 @@
 """quadfire: train, evaluate, analyse and export spiking networks of QIF neurons.
 
-Each command group lives in its own module here (`train`, `analyze`, `export`, `bench`) with
-an `add_commands(subparsers)` function; this file wires them together and owns the one rule of
-the command line: a user's mistake (any `quadfire.errors.QuadfireError`, a bad argument, a
+Each command group lives in its own module here (`demo`, `train`, `study`, `analyze`,
+`export`, `bench`) with an `add_commands(subparsers)` function, and their argument types and
+shared options in `args`; this file wires them together and owns the one rule of the command
+line: a user's mistake (any `quadfire.errors.QuadfireError`, a bad argument, a
 file that cannot be read or written) ends with one line ``quadfire <command>: error: ...`` on
 stderr and exit code 2. Anything else is a bug and keeps its traceback. ``--debug`` (or
 ``QUADFIRE_DEBUG=1``) shows the traceback of user errors too.
@@ -14,11 +15,11 @@ import importlib
 import os
 import sys
 
-from ..bench.args import Parser  # argparse with one-line errors, shared with the benchmarks
+from .args import Parser  # argparse with one-line errors
 from ..errors import QuadfireError
 
 # Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = ("quadfire.cli.train", "quadfire.cli.study", "quadfire.cli.analyze",
+COMMAND_MODULES = ("quadfire.cli.demo", "quadfire.cli.train", "quadfire.cli.study", "quadfire.cli.analyze",
                    "quadfire.cli.export", "quadfire.cli.bench")
 # Errors that mean the user's request cannot be met as given, not that quadfire is broken.
 USER_ERRORS = (QuadfireError, FileNotFoundError, IsADirectoryError, NotADirectoryError,

@@ -1,11 +1,17 @@
-"""``quadfire analyze neuron|mismatch`` and ``quadfire plot raster|traces|curves``."""
+"""``quadfire analyze neuron|mismatch|run|gradients`` and ``quadfire plot raster|traces|curves``.
+
+Where outputs go, one rule for every command (and `quadfire export`): what is about one run
+is written into that run's folder (``plot``, ``analyze run``, ``analyze gradients --run``);
+what is about no run (``analyze neuron``, ``mismatch``, ``gradients`` of untrained networks)
+into ``analysis/<what>/`` under the current folder. ``--out`` puts any of them elsewhere.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
-from ..bench.args import float_in, int_in, output_dir, output_file
+from .args import figure_file, float_in, int_in, output_dir, output_file
 from ..errors import ParameterError
 
 # Largest float64 working set of one mismatch batch (elements): T x neurons x max(batch, 4096
@@ -107,6 +113,7 @@ def _gradients(args) -> int:
                                  f"frames; this run's inputs have shape {tuple(x.shape)}")
         models = {run.cfg.neuron: run.model}
         title = f"input gradient vs T: {run.path.parent.name} (trained)"
+        out = Path(args.out) if args.out else run.path.parent
     else:
         x = torch.rand(args.samples, 1, 8, 8, generator=torch.Generator().manual_seed(args.seed))
         models = {}
@@ -114,8 +121,8 @@ def _gradients(args) -> int:
             torch.manual_seed(args.seed)
             models[name] = create_model("convnet", neuron=name, T=4)
         title = "input gradient vs T: untrained digits convnet"
+        out = Path(args.out or "analysis/gradients")
     curves = gradient_growth(models, x, args.T, progress=print)
-    out = Path(args.out)
     png = save(growth_figure(curves, title), out / "gradients.png")
     data = {"title": title, "samples": int(x.shape[0]), "loss": "sum of time-mean logits",
             "curves": {k: {str(T): v for T, v in c.items()} for k, c in curves.items()}}
@@ -125,19 +132,21 @@ def _gradients(args) -> int:
 
 
 def _activity(args):
+    """(the run's spike and membrane records of one sample, where its figures go)."""
     from ..analysis.plots import record
     from ..train.runs import load_run, sample_batch
 
     run = load_run(args.run, device="cpu")
-    return record(run.model, sample_batch(run.cfg, args.smoke, run.info), args.sample)
+    records = record(run.model, sample_batch(run.cfg, args.smoke, run.info), args.sample)
+    return records, Path(args.out) if args.out else run.path.parent / f"{args.what}.png"
 
 
 def _raster(args) -> int:
     from ..analysis.figures import save
     from ..analysis.plots import raster
 
-    path = save(raster(_activity(args), args.layers, args.max_neurons), args.out)
-    print(f"wrote {path}")
+    records, out = _activity(args)
+    print(f"wrote {save(raster(records, args.layers, args.max_neurons), out)}")
     return 0
 
 
@@ -145,10 +154,9 @@ def _traces(args) -> int:
     from ..analysis.figures import save
     from ..analysis.plots import traces
 
-    records = _activity(args)
+    records, out = _activity(args)
     layer = args.layer or next(iter(records))
-    path = save(traces(records, layer, args.neurons), args.out)
-    print(f"wrote {path}")
+    print(f"wrote {save(traces(records, layer, args.neurons), out)}")
     return 0
 
 
@@ -156,8 +164,9 @@ def _curves(args) -> int:
     from ..analysis.figures import save
     from ..analysis.plots import curves
 
-    path = save(curves(args.run), args.out)
-    print(f"wrote {path}")
+    run = Path(args.run)
+    out = Path(args.out) if args.out else (run if run.is_dir() else run.parent) / "curves.png"
+    print(f"wrote {save(curves(args.run), out)}")
     return 0
 
 
@@ -176,12 +185,18 @@ def _qif_args(p: argparse.ArgumentParser) -> None:
                    help=f"threshold (default {d.v_th:g})")
 
 
-def _run_args(p: argparse.ArgumentParser, out: str) -> None:
+def _run_args(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("run", help="run directory (with last.pt) or checkpoint file")
     p.add_argument("--sample", type=int_in(0, 1 << 20), default=0,
                    help="which sample of the first test batch")
     p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
-    p.add_argument("--out", type=output_file, default=out, help=f"PNG to write (default {out})")
+    _figure_out(p, name)
+
+
+def _figure_out(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--out", type=figure_file,
+                   help=f"figure to write, .png, .pdf or .svg (default: {name}.png in the run's "
+                        f"folder)")
 
 
 def add_commands(sub) -> None:
@@ -245,24 +260,26 @@ def add_commands(sub) -> None:
     p.add_argument("--samples", type=int_in(1, 4096), default=16, help="input images")
     p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
     p.add_argument("--smoke", action="store_true", help="random inputs instead of the dataset")
-    p.add_argument("--out", type=output_dir, default="analysis/gradients",
-                   help="folder for the PNG and JSON")
+    p.add_argument("--out", type=output_dir,
+                   help="folder for the PNG and JSON (default: the run's folder with --run, "
+                        "else analysis/gradients)")
     p.set_defaults(func=_gradients)
 
-    plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves (PNG)")
+    plot = sub.add_parser("plot", help="spike rasters, membrane traces, training curves "
+                                       "(PNG, PDF or SVG, into the run's folder)")
     psub = plot.add_subparsers(dest="what", metavar="WHAT", required=True)
     p = psub.add_parser("raster", help="spike raster of every (or chosen) spiking layer")
-    _run_args(p, "raster.png")
+    _run_args(p, "raster")
     p.add_argument("--layers", nargs="+", help="spiking layer names (default: all)")
     p.add_argument("--max-neurons", type=int_in(1, 1 << 20), default=64)
     p.set_defaults(func=_raster)
     p = psub.add_parser("traces", help="membrane (charged potential) traces of chosen neurons")
-    _run_args(p, "traces.png")
+    _run_args(p, "traces")
     p.add_argument("--layer", help="spiking layer name (default: the first)")
     p.add_argument("--neurons", type=int_in(0, 1 << 30), nargs="+", default=[0, 1, 2],
                    help="neuron indices (flattened) of the layer")
     p.set_defaults(func=_traces)
     p = psub.add_parser("curves", help="training curves from a run's metrics.csv")
     p.add_argument("run", help="run directory")
-    p.add_argument("--out", type=output_file, default="curves.png")
+    _figure_out(p, "curves")
     p.set_defaults(func=_curves)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..bench.args import float_in, output_file, shape as shape_arg
+from .args import float_in, output_file, shape as shape_arg
 
 FORMATS = ("nir",)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..bench.args import int_in
-from .train import common_options, overwrite_option
+from .args import common_options, int_in, overwrite_option
 
 
 def study_command(recipe, variants: list[str], seeds: list[int], overrides: list[str],

@@ -1,9 +1,9 @@
-"""Command-line argument checks shared by the benchmarks and `quadfire.cli` (bench is the lowest
-package with command-line entry points, so the checks live here and the CLI imports them).
+"""The command line's argument types and the options several commands share.
 
-A bad value is rejected by argparse, before any work starts, in one line that names the
-option, what it expects and what it got: ``quadfire bench neurons: error: argument --neurons:
-expected an integer in 1..268435456, got '0' (see quadfire bench neurons --help)``.
+Every value is checked by argparse, before any work starts, and a bad one is rejected in one
+line that names the option, what it expects and what it got: ``quadfire bench neurons: error:
+argument --neurons: expected an integer in 1..268435456, got '0' (see quadfire bench neurons
+--help)``.
 """
 from __future__ import annotations
 
@@ -90,6 +90,19 @@ def output_file(text: str) -> str:
     return text
 
 
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
+
+
+@_path_errors
+def figure_file(text: str) -> str:
+    """`output_file` whose suffix names a figure format matplotlib writes (.png, .pdf, .svg)."""
+    output_file(text)
+    if Path(text).suffix.lower() not in FIGURE_FORMATS:
+        raise argparse.ArgumentTypeError(f"expected a figure file ending in "
+                                         f"{', '.join(FIGURE_FORMATS)}, got {text!r}")
+    return text
+
+
 @_path_errors
 def output_file_in_folder(text: str) -> str:
     """`output_file`, in a folder that exists already (for writers that do not create it)."""
@@ -123,3 +136,26 @@ def shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected 1 to 4 comma-separated positive integers "
                                          f"like 3,32,32, got {text!r}")
     return dims
+
+
+SMOKE_TRAINING = "2 training steps on generated data of the recipe's shape (no dataset needed)"
+
+
+def common_options(p: argparse.ArgumentParser, smoke: str = SMOKE_TRAINING) -> None:
+    """--set, --download, --quiet and --smoke (`smoke` is its help): the options of every
+    command that trains or evaluates a recipe (train, eval, study, compare, demo)."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (dotted keys for sections, e.g. data.batch_size=32)")
+    p.add_argument("--download", dest="overrides", action="append_const",
+                   const="data.download=true",
+                   help="fetch the dataset if missing (CIFAR-10/100; same as --set data.download=true)")
+    p.add_argument("--quiet", dest="overrides", action="append_const", const="progress=false",
+                   help="no progress bar and no per-epoch line (same as --set progress=false)")
+    p.add_argument("--smoke", action="store_true", help=smoke)
+
+
+def overwrite_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run that already exists in the run directory (its last.pt, "
+                        "metrics.csv, report.json and tb/ are deleted once the new run has "
+                        "started)")
