@@ -2,6 +2,7 @@
 ones resumed, and the table and figures come from the runs' own reports."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,17 @@ def test_a_damaged_report_is_one_line_naming_it(tmp_path, capsys, content):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{damaged} " in err[0] and "delete it" in err[0], err
     assert damaged.read_text() == content
+
+
+def test_published_runs_of_an_earlier_version_are_reused(tmp_path):
+    # runs trained before settings such as checkpoint_every, scratch and data.synthetic existed
+    # (their reports lack them) are the same runs: a report over them trains nothing
+    import shutil
+    src = Path(__file__).resolve().parents[1] / "docs/results/studies/study-fmnist-rows-t28"
+    shutil.copytree(src, tmp_path / "study-fmnist-rows-t28")
+    settings = json.loads((src / "qif-band-s0" / "report.json").read_text())["settings"]
+    assert "checkpoint_every" not in settings and "synthetic" not in settings["data"]
+    calls = []
+    study = run_study("fmnist-rows-t28", ["qif-band", "lif-matched"], [0, 1, 2],
+                      [f"out_dir={tmp_path}"], fit=_fake_fit(calls), report_only=True)
+    assert calls == [] and study.missing == [] and len(study.runs) == 6

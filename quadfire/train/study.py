@@ -26,7 +26,7 @@ from typing import Callable
 from ..analysis.study import RunResult, StudyResult, study_json, study_markdown
 from ..errors import ConfigError, RunDirError
 from . import checkpoint, rundir
-from .config import OVERWRITE, TrainConfig, check_resume
+from .config import OVERWRITE, TrainConfig, check_resume, load_config
 from .metrics import read_rows
 from .recipes import config_for, find_recipe, read_recipe, twins
 from .report import RunReport, read_report, write_json
@@ -40,7 +40,7 @@ PER_RUN = ("neuron", "seed", "run_name")
 # Settings that do not change what a run computes (a finished run is reused across them):
 # out_dir among them, so that a study's run folders can be moved or published with their
 # reports (docs/results/studies) and a study rerun from there reuses them.
-COSMETIC = ("progress", "tensorboard", "out_dir")
+COSMETIC = ("progress", "tensorboard", "out_dir", "checkpoint_every", "scratch")
 
 
 def _sources(recipe) -> dict[str, Path]:
@@ -112,7 +112,12 @@ def _finished(cfg: TrainConfig) -> RunReport | None:
     if report is None or not report.finished:
         return None
     want = {k: v for k, v in to_dict(cfg).items() if k not in COSMETIC}
-    have = {k: v for k, v in report.settings.items() if k not in COSMETIC}
+    try:  # through the config type, so settings added since the run was trained read as
+        # their defaults (a run of an earlier version is still this run)
+        saved = to_dict(load_config(report.settings))
+    except ConfigError:
+        saved = report.settings
+    have = {k: v for k, v in saved.items() if k not in COSMETIC}
     diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     if diff:
         raise ConfigError(f"{cfg.run_dir} holds a finished run with other settings ({diff}); "
