@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
+from collections import OrderedDict
 
 import numpy
 import torch
@@ -228,12 +228,33 @@ def moment_width(st: Stationary, samples: int = 64, rho: float = 0.5) -> torch.T
     return (st.s * 10 ** centre)[:, 0]
 
 
-@lru_cache(maxsize=4096)
+_CACHE: "OrderedDict[tuple, float]" = OrderedDict()  # one entry per neuron's parameter set
+_CACHE_SIZE = 1 << 16
+
+
 def cached_moment_width(cls, columns: tuple, sigma: float, samples: int,
                         rho: float) -> tuple[float, ...]:
     """`moment_width` of C neurons ``cls(*columns)`` (each field a float or a tuple of C
-    floats), cached: a fixed neuron computes it once, a learnable layer each time its
-    (rounded) parameters are new."""
-    p = cls(*(torch.tensor(c, dtype=torch.float64) if isinstance(c, tuple) else c
-              for c in columns))
-    return tuple(moment_width(stationary(p, sigma), samples, rho).tolist())
+    floats), cached per neuron: a fixed neuron computes it once, a learnable layer only for
+    the channels whose (rounded) parameters are new, all of them in one batched computation.
+    ``cached_moment_width.misses`` counts the neurons computed."""
+    C = max([len(c) for c in columns if isinstance(c, tuple)] + [1])
+    rows = [tuple(c[i] if isinstance(c, tuple) else c for c in columns) for i in range(C)]
+    keys = [(cls, row, sigma, samples, rho) for row in rows]
+    new = list(dict.fromkeys(k for k in keys if k not in _CACHE))
+    if new:
+        # each field across the new neurons: a tensor of their values, or the one None/bool
+        per_field = list(zip(*(k[1] for k in new)))
+        p = cls(*(v[0] if v[0] is None or isinstance(v[0], bool)
+                  else torch.tensor(v, dtype=torch.float64) for v in per_field))
+        for key, w in zip(new, moment_width(stationary(p, sigma), samples, rho).tolist()):
+            _CACHE[key] = w
+        cached_moment_width.misses += len(new)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    for k in keys:
+        _CACHE.move_to_end(k)
+    return tuple(_CACHE[k] for k in keys)
+
+
+cached_moment_width.misses = 0

@@ -27,7 +27,7 @@ QIF_RULES = ("band", "band-below", "noise", "moment")
 # Learnable parameters enter the moment rule rounded to this grid (a: relative, potentials: in
 # units of v_th), so its width is a function of the parameters, cached, and recomputed only
 # when a parameter moves to a new grid point (docs/surrogate-window.md, "The moment rule").
-_MOMENT_GRID = 1e-2
+_MOMENT_GRID = 2e-2
 
 
 def _detached(v: Scalar) -> Scalar:
