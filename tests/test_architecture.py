@@ -65,13 +65,14 @@ def test_imports_run_downwards_only():
     assert not upward, f"imports that run upwards (or form a cycle): {upward}"
 
 
-def test_the_package_graph_has_no_cycle():
-    graph, state = package_graph(), {}
+def assert_acyclic(graph: dict[str, set[str]], what: str) -> None:
+    """Depth-first search of `graph`; an import cycle fails naming its path."""
+    state = {}
 
     def visit(node, path):
         if state.get(node) == "done":
             return
-        assert state.get(node) != "open", f"import cycle: {' -> '.join(path + [node])}"
+        assert state.get(node) != "open", f"import cycle{what}: {' -> '.join(path + [node])}"
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             visit(nxt, path + [node])
@@ -79,6 +80,10 @@ def test_the_package_graph_has_no_cycle():
 
     for node in sorted(graph):
         visit(node, [])
+
+
+def test_the_package_graph_has_no_cycle():
+    assert_acyclic(package_graph(), "")
 
 
 CLI = ROOT / "cli"
@@ -103,16 +108,4 @@ def test_only_the_bench_command_imports_bench():
 def test_the_cli_modules_import_each_other_without_a_cycle():
     graph = {mod: {d for d in dsts if d.startswith("quadfire.cli.")}
              for mod, dsts in cli_graph().items()}
-    state = {}
-
-    def visit(node, path):
-        if state.get(node) == "done":
-            return
-        assert state.get(node) != "open", f"import cycle in cli/: {' -> '.join(path + [node])}"
-        state[node] = "open"
-        for nxt in sorted(graph.get(node, ())):
-            visit(nxt, path + [node])
-        state[node] = "done"
-
-    for node in sorted(graph):
-        visit(node, [])
+    assert_acyclic(graph, " in cli/")
