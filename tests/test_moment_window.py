@@ -117,6 +117,21 @@ def test_learnable_widths_follow_rounded_parameters_and_are_cached():
     assert cached_moment_width.misses == misses + 1  # only the channel that moved
 
 
+def test_the_solve_runs_on_one_blas_thread(monkeypatch):
+    """OpenBLAS's own pool spinning against torch's training threads made each solve ~10x
+    slower on a loaded 2-core CPU; the small systems are solved on one thread."""
+    import numpy
+    from threadpoolctl import threadpool_info
+    seen, solve = [], numpy.linalg.solve
+
+    def spy(a, b):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return solve(a, b)
+    monkeypatch.setattr(numpy.linalg, "solve", spy)
+    stationary(MODELS["euler"], 1.0)
+    assert seen and set(seen) == {1}
+
+
 def test_soft_reset_qif_runs_away_and_the_rule_says_so():
     with pytest.raises(ParameterError, match="runs away"):
         QIF(surrogate="moment", reset="soft").params()

@@ -30,11 +30,11 @@ from collections import OrderedDict
 
 import numpy
 import torch
+from threadpoolctl import threadpool_limits
 
 from ..errors import ParameterError
 
 _CELLS = 160                  # continuous cells of U; the two atoms come on top
-_DRIVE_NODES = 8              # Gauss-Hermite nodes of the drive m
 _SEARCH = 24                  # widths per search round (a coarse log grid, then three refinements)
 
 
@@ -71,9 +71,20 @@ class Stationary:
 
     def density_h(self, h: torch.Tensor) -> torch.Tensor:
         """p_H at the points h [C, P] (float64)."""
-        z = (h.unsqueeze(-1) - self.f.unsqueeze(1)) / self.s.unsqueeze(-1)
-        return (torch.exp(-0.5 * z * z) * self.pi.unsqueeze(1)).sum(-1) / (
-            self.s * math.sqrt(2 * math.pi))
+        return _mixture_pdf(h, self.f.unsqueeze(1), self.pi.unsqueeze(1), self.s)
+
+
+def _mixture_pdf(h: torch.Tensor, f: torch.Tensor, pi: torch.Tensor,
+                 s: torch.Tensor) -> torch.Tensor:
+    """sum_i pi_i N(h; f_i, s^2), the density of H at the points h [C, P] for the states'
+    charges f and probabilities pi ([C, P or 1, S]) and the input std s [C, 1]."""
+    z = (h.unsqueeze(-1) - f) / s.unsqueeze(-1)
+    return (torch.exp(-0.5 * z * z) * pi).sum(-1) / (s * math.sqrt(2 * math.pi))
+
+
+# Gauss-Hermite nodes and weights (probabilists') of the drive m, normalised to sum 1
+_NODES, _WEIGHTS = (torch.from_numpy(v) for v in numpy.polynomial.hermite_e.hermegauss(8))
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
 
 
 def _numeric(v) -> bool:
@@ -174,8 +185,11 @@ def stationary(p, sigma: float, cells: int = _CELLS, mu: float = 0.0) -> Station
     b = torch.zeros(C, S, 1, dtype=torch.float64)
     b[:, -1] = 1.0
     # numpy's LAPACK: torch 2.14's batched CPU solve fails at random inside MKL's LU here
-    # ("Pivots given to lu_solve must all be greater or equal to 1")
-    pi = torch.from_numpy(numpy.linalg.solve(A.numpy(), b.numpy()))[..., 0].clamp_min(0)
+    # ("Pivots given to lu_solve must all be greater or equal to 1"). On one thread: the
+    # systems are small (S ~ 162), and OpenBLAS's own thread pool would spin against torch's
+    # training threads on the same cores (10x slower under load, measured).
+    with threadpool_limits(1, user_api="blas"):
+        pi = torch.from_numpy(numpy.linalg.solve(A.numpy(), b.numpy()))[..., 0].clamp_min(0)
     pi = pi / pi.sum(1, keepdim=True)
     if p.soft:
         run = (pi * escape).sum(1)
@@ -193,20 +207,19 @@ def mse_curve(st: Stationary, samples: int, rho: float, widths: torch.Tensor) ->
     input's std, N(0, (rho sigma)^2)); only the rest, std s sqrt(1 - rho^2), varies between
     them. So each entry estimates the density of H given m at v_th; J averages the error over
     m (Gauss-Hermite) and normalises by the mean squared target."""
-    s = (st.s * math.sqrt(1 - rho * rho)).unsqueeze(-1)                        # [C, 1, 1]
-    nodes, weights = numpy.polynomial.hermite_e.hermegauss(_DRIVE_NODES)
-    weights = weights / weights.sum()
-    half, v_th, pi = widths.unsqueeze(-1) / 2, st.v_th.unsqueeze(-1), st.pi.unsqueeze(1)
-    err, target_sq = torch.zeros_like(widths), torch.zeros_like(widths[:, :1])
-    for node, wm in zip(nodes, weights):
-        f = (st.f + float(node) * rho * st.s).unsqueeze(1)                      # [C, 1, S]
-        target = (torch.exp(-0.5 * ((v_th - f) / s) ** 2) * pi).sum(-1) / (
-            s[..., 0] * math.sqrt(2 * math.pi))                                  # [C, 1]
-        mass = ((_cdf((v_th + half - f) / s) - _cdf((v_th - half - f) / s)) * pi).sum(-1)
-        mean = mass / widths
-        err += wm * ((mean - target) ** 2 + (mass / widths ** 2 - mean ** 2) / samples)
-        target_sq += wm * target * target
-    return err / target_sq
+    s = st.s * math.sqrt(1 - rho * rho)                                         # [C, 1]
+    # all drive nodes at once: dims [C, node, width, state]
+    f = st.f.unsqueeze(1) + (_NODES * rho).view(1, -1, 1) * st.s.unsqueeze(-1)  # [C, M, S]
+    target = _mixture_pdf(st.v_th.expand(-1, f.shape[1]), f, st.pi.unsqueeze(1), s)  # [C, M]
+    half, v_th = (widths / 2)[:, None, :, None], st.v_th[:, :, None, None]
+    f, z_s = f.unsqueeze(2), s[:, :, None, None]
+    mass = ((_cdf((v_th + half - f) / z_s) - _cdf((v_th - half - f) / z_s))
+            * st.pi[:, None, None, :]).sum(-1)                                  # [C, M, W]
+    w = widths.unsqueeze(1)
+    mean = mass / w
+    err = (mean - target.unsqueeze(-1)) ** 2 + (mass / w ** 2 - mean ** 2) / samples
+    return (err * _WEIGHTS.view(1, -1, 1)).sum(1) / (target * target * _WEIGHTS).sum(
+        1, keepdim=True)
 
 
 def moment_width(st: Stationary, samples: int = 64, rho: float = 0.5) -> torch.Tensor:
