@@ -155,6 +155,10 @@ def assert_same(ref, fused, what="", truth=None):
             # dL/du0 = dL/dH[1] * (1 + a(2 u0 - u1 - u2)) can cancel to ~0 (at rest with a*d = 1
             # the slope is exactly 0): judge it at the scale of the gradients through H
             scale = max(scale, r_grads[0].abs().max().item())
+        if i >= 2 and truth is None:
+            # float64 against float64, no judge: a parameter gradient whose T*M terms cancel to
+            # ~1e-17 is judged at the scale of those terms, as the float32 path below is
+            scale = max(scale, r_grads[0].abs().max().item())
         if _close(f, r, scale):
             continue
         assert truth is not None, f"gradient {i} {what}: max error {(f - r).abs().max().item():g}, scale {scale:g}"
