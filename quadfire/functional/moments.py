@@ -30,12 +30,20 @@ from collections import OrderedDict
 
 import numpy
 import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ..errors import ParameterError
 
 _CELLS = 160                  # continuous cells of U; the two atoms come on top
-_SEARCH = 24                  # widths per search round (a coarse log grid, then three refinements)
+# The width search: (widths per round, rounds), a log grid over 1e-2..1e2 times s refined about
+# its minimum. FINE resolves the width to about 0.1%. COARSE (0.9% steps, 3-4 times cheaper)
+# serves parameters rounded to a grid: rounding already moves their width by up to 1%, and J is
+# flat there (docs/surrogate-window.md, "Cost").
+FINE, COARSE = (24, 4), (8, 5)
+# Built once, after numpy is imported, so it holds numpy's BLAS (the one numpy.linalg.solve
+# uses): finding the loaded libraries reads /proc/self/maps (about 2 ms), more than a small
+# solve takes; limiting a known library's threads costs microseconds.
+_BLAS = ThreadpoolController()
 
 
 def _cdf(z: torch.Tensor) -> torch.Tensor:
@@ -188,7 +196,7 @@ def stationary(p, sigma: float, cells: int = _CELLS, mu: float = 0.0) -> Station
     # ("Pivots given to lu_solve must all be greater or equal to 1"). On one thread: the
     # systems are small (S ~ 162), and OpenBLAS's own thread pool would spin against torch's
     # training threads on the same cores (10x slower under load, measured).
-    with threadpool_limits(1, user_api="blas"):
+    with _BLAS.limit(limits=1, user_api="blas"):
         pi = torch.from_numpy(numpy.linalg.solve(A.numpy(), b.numpy()))[..., 0].clamp_min(0)
     pi = pi / pi.sum(1, keepdim=True)
     if p.soft:
@@ -201,7 +209,12 @@ def stationary(p, sigma: float, cells: int = _CELLS, mu: float = 0.0) -> Station
     return Stationary(u, pi, f, s, v_th, (pi * fired).sum(1), (pi * floor_share).sum(1))
 
 def mse_curve(st: Stationary, samples: int, rho: float, widths: torch.Tensor) -> torch.Tensor:
-    """J(w) of the module docstring for rect windows of the widths [C, W] (float64 [C, W]).
+    """J(w) of the module docstring for rect windows of the widths [C, W] (float64 [C, W])."""
+    return _objective(st, samples, rho)(widths)
+
+
+def _objective(st: Stationary, samples: int, rho: float):
+    """J as a function of the widths [C, W], with what does not depend on them computed once.
 
     The samples behind one gradient entry share the neuron's drive m (a share rho of the
     input's std, N(0, (rho sigma)^2)); only the rest, std s sqrt(1 - rho^2), varies between
@@ -211,31 +224,38 @@ def mse_curve(st: Stationary, samples: int, rho: float, widths: torch.Tensor) ->
     # all drive nodes at once: dims [C, node, width, state]
     f = st.f.unsqueeze(1) + (_NODES * rho).view(1, -1, 1) * st.s.unsqueeze(-1)  # [C, M, S]
     target = _mixture_pdf(st.v_th.expand(-1, f.shape[1]), f, st.pi.unsqueeze(1), s)  # [C, M]
-    half, v_th = (widths / 2)[:, None, :, None], st.v_th[:, :, None, None]
-    f, z_s = f.unsqueeze(2), s[:, :, None, None]
-    mass = ((_cdf((v_th + half - f) / z_s) - _cdf((v_th - half - f) / z_s))
-            * st.pi[:, None, None, :]).sum(-1)                                  # [C, M, W]
-    w = widths.unsqueeze(1)
-    mean = mass / w
-    err = (mean - target.unsqueeze(-1)) ** 2 + (mass / w ** 2 - mean ** 2) / samples
-    return (err * _WEIGHTS.view(1, -1, 1)).sum(1) / (target * target * _WEIGHTS).sum(
-        1, keepdim=True)
+    norm = (target * target * _WEIGHTS).sum(1, keepdim=True)
+    v_th, f, z_s = st.v_th[:, :, None, None], f.unsqueeze(2), s[:, :, None, None]
+    pi, target = st.pi[:, None, None, :], target.unsqueeze(-1)
+
+    def J(widths: torch.Tensor) -> torch.Tensor:
+        half = (widths / 2)[:, None, :, None]
+        mass = ((_cdf((v_th + half - f) / z_s) - _cdf((v_th - half - f) / z_s))
+                * pi).sum(-1)                                                   # [C, M, W]
+        w = widths.unsqueeze(1)
+        mean = mass / w
+        err = (mean - target) ** 2 + (mass / w ** 2 - mean ** 2) / samples
+        return (err * _WEIGHTS.view(1, -1, 1)).sum(1) / norm
+    return J
 
 
-def moment_width(st: Stationary, samples: int = 64, rho: float = 0.5) -> torch.Tensor:
+def moment_width(st: Stationary, samples: int = 64, rho: float = 0.5,
+                 search: tuple[int, int] = FINE) -> torch.Tensor:
     """The rect widths [C] minimising J(w) (`mse_curve`) for `samples` samples per gradient
-    entry and drive share `rho`: a log grid over 1e-2..1e2 times s, refined three times about its
-    minimum (relative resolution about 1e-3)."""
+    entry and drive share `rho`: a log grid of search[0] widths over 1e-2..1e2 times s, refined
+    about its minimum until search[1] rounds are done (FINE: relative resolution about 1e-3)."""
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ParameterError(f"the moment rule needs samples >= 1 (the samples behind one "
                              f"gradient entry), got {samples!r}")
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0 <= rho < 1:
         raise ParameterError(f"the moment rule needs a drive share 0 <= rho < 1, got {rho!r}")
+    points, rounds = search
+    J = _objective(st, samples, rho)
     lo, hi = torch.full_like(st.s, -2.0), torch.full_like(st.s, 2.0)    # log10(w / s), [C, 1]
-    for _ in range(4):
-        grid = lo + (hi - lo) * torch.linspace(0, 1, _SEARCH, dtype=torch.float64)
-        best = torch.argmin(mse_curve(st, samples, rho, st.s * 10 ** grid), 1, keepdim=True)
-        step = (hi - lo) / (_SEARCH - 1)
+    for _ in range(rounds):
+        grid = lo + (hi - lo) * torch.linspace(0, 1, points, dtype=torch.float64)
+        best = torch.argmin(J(st.s * 10 ** grid), 1, keepdim=True)
+        step = (hi - lo) / (points - 1)
         centre = torch.gather(grid, 1, best)
         lo, hi = centre - step, centre + step
     return (st.s * 10 ** centre)[:, 0]
@@ -245,22 +265,23 @@ _CACHE: "OrderedDict[tuple, float]" = OrderedDict()  # one entry per neuron's pa
 _CACHE_SIZE = 1 << 16
 
 
-def cached_moment_width(cls, columns: tuple, sigma: float, samples: int,
-                        rho: float) -> tuple[float, ...]:
+def cached_moment_width(cls, columns: tuple, sigma: float, samples: int, rho: float,
+                        search: tuple[int, int] = FINE) -> tuple[float, ...]:
     """`moment_width` of C neurons ``cls(*columns)`` (each field a float or a tuple of C
     floats), cached per neuron: a fixed neuron computes it once, a learnable layer only for
     the channels whose (rounded) parameters are new, all of them in one batched computation.
     ``cached_moment_width.misses`` counts the neurons computed."""
     C = max([len(c) for c in columns if isinstance(c, tuple)] + [1])
     rows = [tuple(c[i] if isinstance(c, tuple) else c for c in columns) for i in range(C)]
-    keys = [(cls, row, sigma, samples, rho) for row in rows]
+    keys = [(cls, row, sigma, samples, rho, search) for row in rows]
     new = list(dict.fromkeys(k for k in keys if k not in _CACHE))
     if new:
         # each field across the new neurons: a tensor of their values, or the one None/bool
         per_field = list(zip(*(k[1] for k in new)))
         p = cls(*(v[0] if v[0] is None or isinstance(v[0], bool)
                   else torch.tensor(v, dtype=torch.float64) for v in per_field))
-        for key, w in zip(new, moment_width(stationary(p, sigma), samples, rho).tolist()):
+        widths = moment_width(stationary(p, sigma), samples, rho, search).tolist()
+        for key, w in zip(new, widths):
             _CACHE[key] = w
         cached_moment_width.misses += len(new)
         while len(_CACHE) > _CACHE_SIZE:
