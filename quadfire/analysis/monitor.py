@@ -143,6 +143,15 @@ def encoding_layers(model: nn.Module) -> set[nn.Module]:
     return set() if first is None else {first}
 
 
+def time_mean_scores(out: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+    """The summed cross-entropy and the number correct of the time-mean output [T, N, K]
+    against labels y [N]: what a test set's loss and accuracy are made of (training's
+    evaluation and `measure` both count with this)."""
+    logits = out.float().mean(0)
+    return (F.cross_entropy(logits, y, reduction="sum").item(),
+            int((logits.argmax(1) == y).sum().item()))
+
+
 def _batch_input(batch):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
@@ -198,9 +207,8 @@ def measure(model: nn.Module, loader, max_batches: int | None = None,
                 if metrics is None and isinstance(batch, (tuple, list)) and len(batch) > 1 \
                         and out.dim() == 3:
                     y = batch[1].to(out.device)
-                    logits = out.float().mean(0)
-                    loss += F.cross_entropy(logits, y, reduction="sum").item()
-                    correct += (logits.argmax(1) == y).sum().item()
+                    batch_loss, batch_correct = time_mean_scores(out, y)
+                    loss, correct = loss + batch_loss, correct + batch_correct
                     labelled += y.shape[0]
     finally:
         for h in hooks:

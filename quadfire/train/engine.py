@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ..analysis.monitor import time_mean_scores
 from ..data import build_loaders
 from ..errors import (CheckpointError, ConfigError, DataLoaderWorkerError, NonFiniteError,
                       QuadfireError, RunDirError)
@@ -293,9 +293,9 @@ def evaluate(net: nn.Module, loader, info: distributed.DistInfo, amp: str = "non
             break
         x, y = x.to(info.device), y.to(info.device)
         with autocast(info.device, amp):
-            logits = net(x).float().mean(0)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+            out = net(x)
+        batch_loss, batch_correct = time_mean_scores(out, y)
+        total_loss, correct = total_loss + batch_loss, correct + batch_correct
         count += y.shape[0]
     total_loss, correct, count = distributed.all_sum([total_loss, correct, count], info)
     return {"loss": total_loss / max(count, 1), "acc": 100 * correct / max(count, 1),
