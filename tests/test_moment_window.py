@@ -160,9 +160,9 @@ def test_learnable_width_is_a_function_of_the_parameters_alone():
         return n.params(3).window.width
     first = widths()
     again = widths()                                   # all from the caches
-    windows._LAYERS.clear()
+    windows._layer_widths.cache_clear()
     warm = widths()                                    # the per-channel cache only
-    windows._LAYERS.clear()
+    windows._layer_widths.cache_clear()
     moments._CACHE.clear()
     cold = widths()                                    # as in a fresh process
     assert all(torch.equal(first, w) for w in (again, warm, cold))

@@ -13,8 +13,8 @@ docs/surrogate-window.md).
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections import OrderedDict
 from typing import Union
 
 import numpy
@@ -33,7 +33,6 @@ QIF_RULES = ("band", "band-below", "noise", "moment")
 # 0.001 within 10% of the best width, so rounding costs nothing measurable; a finer grid only
 # multiplies the recomputations (2% computed about 4 times as many channels while training).
 _MOMENT_GRID = 5e-2
-_LAYERS: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()  # widths of a layer's rounded set
 
 
 def _detached(v: Scalar) -> Scalar:
@@ -42,46 +41,46 @@ def _detached(v: Scalar) -> Scalar:
 
 def _moment(discretization: str, a, u1, u2, v_th, v_reset, v_min, soft, sigma, samples, rho):
     cls = DISCRETIZATIONS[discretization]
-    tensors = [v for v in (a, u1, u2, v_reset, v_min) if isinstance(v, torch.Tensor)]
-    if not tensors:
-        return cached_moment_width(cls, (a, u1, u2, v_th, v_reset, v_min, soft), sigma, samples,
-                                   rho)[0]
-    # learnable values (scalar or per channel): one cached computation per rounded set, all
-    # learnable fields rounded together: a on a relative grid, the potentials in units of v_th
-    q, values = _MOMENT_GRID, (a, u1, u2, v_th, v_reset, v_min, soft)
-    moving = [i for i in (0, 1, 2, 4, 5) if isinstance(values[i], torch.Tensor)]
-    x = torch.stack(torch.broadcast_tensors(*(values[i].detach() for i in moving)))
+    values = (a, u1, u2, v_th, v_reset, v_min, soft)
+    moving = tuple(i for i in (0, 1, 2, 4, 5) if isinstance(values[i], torch.Tensor))
+    if not moving:
+        return cached_moment_width(cls, values, sigma, samples, rho)[0]
+    # learnable values (scalar or per channel), all rounded together: a on a relative grid, the
+    # potentials in units of v_th (qif_window has detached them)
+    q = _MOMENT_GRID
+    x = torch.stack(torch.broadcast_tensors(*(values[i] for i in moving)))
     # numpy from here: these arrays are small, and a numpy call costs a tenth of a torch call
     shape, x = x.shape[1:], x.flatten(1).cpu().double().numpy()               # [fields, C]
-    relative = moving[0] == 0                                                  # a is learnable
     index = x / (q * v_th)                     # a floor at -inf (no floor) stays -inf
-    if relative:
+    if moving[0] == 0:
         index[0] = numpy.log(x[0]) / q          # a > 0 by construction
-    index = numpy.round(index)
-    like = tensors[0]
-    # One lookup per layer and forward while its rounded parameters stand still (most steps):
-    # a key per channel cost more than the rest of the neuron's bookkeeping.
-    key = (cls, index.tobytes(), tuple(moving), tuple(
-        v for v in values if not isinstance(v, torch.Tensor)), shape, sigma, samples, rho,
-        like.dtype, like.device)
-    if key not in _LAYERS:
-        # channels share grid points (they start equal and move slowly): look up each once
-        rows: dict = {}
-        inverse = [rows.setdefault(r, len(rows)) for r in zip(*index.tolist())]
-        index = numpy.array(list(rows)).T                                      # [fields, U]
-        grid = index * (q * v_th)
-        if relative:
-            grid[0] = numpy.exp(index[0] * q)
-        columns = list(values)
-        for i, row in zip(moving, grid.tolist()):
-            columns[i] = tuple(row)
-        widths = numpy.array(cached_moment_width(cls, tuple(columns), sigma, samples, rho,
-                                                 COARSE))
-        _LAYERS[key] = torch.from_numpy(widths[inverse]).to(like.device, like.dtype).reshape(shape)
-        while len(_LAYERS) > 1024:
-            _LAYERS.popitem(last=False)
-    _LAYERS.move_to_end(key)
-    return _LAYERS[key]
+    like = values[moving[0]]
+    fixed = tuple(None if i in moving else v for i, v in enumerate(values))
+    return _layer_widths(cls, numpy.round(index).tobytes(), moving, fixed, shape, sigma, samples,
+                         rho, like.dtype, like.device)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_widths(cls, index: bytes, moving: tuple, fixed: tuple, shape: torch.Size,
+                  sigma, samples, rho, dtype, device) -> torch.Tensor:
+    """The widths of a layer whose learnable fields `moving` sit at the grid points `index`
+    (float64 bytes, [fields, C]). One lookup per layer and forward while its rounded parameters
+    stand still (most steps): a key per channel cost more than the rest of the neuron's
+    bookkeeping. On a change, the distinct grid points (channels start equal and move slowly)
+    go to the per-neuron cache, and only new ones are computed."""
+    # numpy.unique(axis=1) takes twice as long as this for a layer's few hundred channels
+    rows: dict = {}
+    inverse = [rows.setdefault(r, len(rows))
+               for r in zip(*numpy.frombuffer(index).reshape(len(moving), -1).tolist())]
+    index = numpy.array(list(rows)).T                                          # [fields, U]
+    grid = index * (_MOMENT_GRID * fixed[3])
+    if moving[0] == 0:
+        grid[0] = numpy.exp(index[0] * _MOMENT_GRID)
+    columns = list(fixed)
+    for i, row in zip(moving, grid.tolist()):
+        columns[i] = tuple(row)
+    widths = numpy.array(cached_moment_width(cls, tuple(columns), sigma, samples, rho, COARSE))
+    return torch.from_numpy(widths[inverse]).to(device, dtype).reshape(shape)
 
 
 def qif_window(rule: str, a: Scalar, u1: Scalar, u2: Scalar, v_th: Scalar,
